@@ -1,0 +1,149 @@
+"""In-memory datasets batched by index: no per-item Python in the hot path.
+
+The whole split lives in one tensor (on the training device once Lightning knows it); a batch is
+one fancy-index ``data[indices]``. Under DDP each process takes its own share of the batches:
+training batches are split so every process runs the same number of steps; evaluation batches
+are whole batches of the single-process order, dealt round-robin, so each example is evaluated
+exactly once and with the same per-batch random stream as in one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import lightning as L
+import torch
+
+from vae_lab.data.images import Splits
+
+
+class IndexBatches:
+    """Iterable of ``(x, global_batch_index)`` from an in-memory tensor ``data (N, …)``."""
+
+    def __init__(
+        self,
+        data: torch.Tensor,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        epoch_fn: Callable[[], int] = lambda: 0,
+        rank: int = 0,
+        world_size: int = 1,
+        transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}: must be a positive integer")
+        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
+        self.seed, self.epoch_fn, self.rank, self.world_size = seed, epoch_fn, rank, world_size
+        self.transform = transform
+
+    def _batches(self) -> list[tuple[int, torch.Tensor]]:
+        """This process's batches as (global batch index, example indices)."""
+        n = len(self.data)
+        if self.shuffle:
+            # Training: a fresh seeded permutation per epoch, split evenly over processes and
+            # the remainder dropped, so every process runs the same number of steps.
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch_fn())
+            order = torch.randperm(n, generator=g)
+            per_rank = n // self.world_size
+            mine = order[self.rank * per_rank : (self.rank + 1) * per_rank]
+            return list(enumerate(mine.split(self.batch_size)))
+        batches = list(enumerate(torch.arange(n).split(self.batch_size)))
+        return batches[self.rank :: self.world_size]
+
+    def __len__(self) -> int:
+        n = len(self.data)
+        if self.shuffle:
+            return -(-(n // self.world_size) // self.batch_size)
+        return len(range(self.rank, -(-n // self.batch_size), self.world_size))
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, int]]:
+        device = self.data.device
+        if self.transform is not None:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(self.seed * 7_919 + self.epoch_fn() * 104_729 + self.rank + 1)
+        for batch_index, index in self._batches():
+            x = self.data[index.to(device)]
+            if self.transform is not None:
+                x = self.transform(x, generator)
+            yield x, batch_index
+
+
+def dynamic_binarisation(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Re-sample binary pixels from grey levels every time a training batch is drawn."""
+    return torch.bernoulli(x, generator=generator)
+
+
+class TensorDataModule(L.LightningDataModule):
+    """Holds train/valid/test tensors from ``loader(root=...)`` and serves index batches."""
+
+    def __init__(
+        self,
+        loader: Callable[..., Splits],
+        root: str | None = None,
+        batch_size: int = 100,
+        eval_batch_size: int = 100,
+        dynamic_binarization: bool = False,
+        seed: int = 0,
+        limit_train: int | None = None,
+        limit_valid: int | None = None,
+        limit_test: int | None = None,
+        to_device: bool = True,
+    ):
+        super().__init__()
+        self.loader, self.root = loader, root
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.dynamic_binarization = dynamic_binarization
+        self.seed = seed
+        self.limits = {"train": limit_train, "valid": limit_valid, "test": limit_test}
+        self.to_device = to_device
+        self.splits: Splits | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is not None:
+            return
+        splits = self.loader(root=self.root)
+        device = (
+            self.trainer.strategy.root_device if (self.trainer and self.to_device) else torch.device("cpu")
+        )
+        for name, limit in self.limits.items():
+            tensor = getattr(splits, name)
+            if limit is not None:
+                tensor = tensor[:limit]  # small slices for tests and debugging
+            setattr(splits, name, tensor.to(device))
+        self.splits = splits
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return self.splits.image_shape
+
+    def _distribution(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
+    def _epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
+
+    def train_dataloader(self):
+        rank, world = self._distribution()
+        return IndexBatches(
+            self.splits.train,
+            self.batch_size,
+            shuffle=True,
+            seed=self.seed,
+            epoch_fn=self._epoch,
+            rank=rank,
+            world_size=world,
+            transform=dynamic_binarisation if self.dynamic_binarization else None,
+        )
+
+    def _eval_loader(self, data: torch.Tensor) -> IndexBatches:
+        rank, world = self._distribution()
+        return IndexBatches(data, self.eval_batch_size, shuffle=False, rank=rank, world_size=world)
+
+    def val_dataloader(self):
+        return self._eval_loader(self.splits.valid)
+
+    def test_dataloader(self):
+        return self._eval_loader(self.splits.test)

@@ -1,0 +1,27 @@
+"""Diagonal-Gaussian posterior with a standard-normal prior (Kingma & Welling 2014)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.distributions import Distribution, Independent, Normal
+
+from vae_lab.latents.base import LatentFamily, PosteriorFn
+
+
+class GaussianLatent(LatentFamily):
+    """q(z|x) = N(μ, diag σ²) with log σ² in [−6, 2] (VampPrior code); p(z) = N(0, I)."""
+
+    def __init__(self, in_features: int, latent_dim: int, min_logvar: float = -6.0, max_logvar: float = 2.0):
+        super().__init__(in_features, latent_dim)
+        self.head = nn.Linear(in_features, 2 * latent_dim)  # μ and log σ² in one matmul
+        self.logvar_range = (min_logvar, max_logvar)
+        self.register_buffer("zero", torch.zeros(latent_dim), persistent=False)
+
+    def posterior(self, h: torch.Tensor) -> Distribution:
+        mean, logvar = self.head(h).chunk(2, dim=-1)
+        logvar = logvar.clamp(*self.logvar_range)
+        return Independent(Normal(mean, torch.exp(0.5 * logvar), validate_args=False), 1)
+
+    def prior(self, posterior_fn: PosteriorFn | None = None) -> Distribution:
+        return Independent(Normal(self.zero, torch.ones_like(self.zero), validate_args=False), 1)

@@ -1,0 +1,135 @@
+"""VAEModule: encoder + latent family + decoder + likelihood, trained with the one ELBO.
+
+Every model of the papers reproduced here is this module with other parts plugged in (see
+conf/): the latent family decides q(z|x), p(z) and the divergence; the decoder and likelihood
+decide p(x|z). Nothing in the training step knows which family or modality it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import nn
+from torch.distributions import Distribution
+from torchmetrics import MeanMetric
+
+from vae_lab.latents.base import LatentFamily
+from vae_lab.metrics.latent import ActiveUnits
+from vae_lab.metrics.likelihood import bits_per_dim, importance_sampled_log_likelihood
+from vae_lab.objective import ELBO
+from vae_lab.rng import seeded_stream
+
+EVAL_STAGES = ("val", "test")
+
+
+class VAEModule(L.LightningModule):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        latent: LatentFamily,
+        decoder: nn.Module,
+        likelihood: nn.Module,
+        objective: ELBO,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        data_dim: int,
+        report_bits_per_dim: bool = False,
+        iw_samples_val: int = 0,
+        iw_samples_test: int = 5000,
+        iw_chunk_size: int = 500,
+        eval_seed: int = 0,
+    ):
+        super().__init__()
+        self.encoder, self.latent, self.decoder, self.likelihood = encoder, latent, decoder, likelihood
+        self.objective = objective
+        self.optimizer_factory = optimizer
+        self.data_dim = data_dim
+        self.report_bits_per_dim = report_bits_per_dim
+        self.iw_samples = {"val": iw_samples_val, "test": iw_samples_test}
+        self.iw_chunk_size = iw_chunk_size
+        self.eval_seed = eval_seed
+        names = ["neg_elbo", "recon", "kl", "nll"] + (["bpd"] if report_bits_per_dim else [])
+        self.eval_metrics = nn.ModuleDict(
+            {
+                stage: nn.ModuleDict(
+                    {name: MeanMetric() for name in names} | {"active_units": ActiveUnits(latent.latent_dim)}
+                )
+                for stage in EVAL_STAGES
+            }
+        )
+
+    # --- the model ------------------------------------------------------------------------
+    def posterior(self, x: torch.Tensor) -> Distribution:
+        return self.latent.posterior(self.encoder(x))
+
+    def prior(self) -> Distribution:
+        return self.latent.prior(self.posterior)
+
+    def decode(self, z: torch.Tensor) -> Distribution:
+        return self.likelihood(self.decoder(z))
+
+    def elbo_terms(self, x: torch.Tensor):
+        """One-sample ELBO parts per example: q(z|x), log p(x|z) (B,), divergence (B,)."""
+        q = self.posterior(x)
+        z = q.rsample()
+        log_px = self.decode(z).log_prob(x)
+        return q, log_px, self.latent.divergence(q, self.prior(), z)
+
+    # --- training -------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        x, _ = batch
+        _, log_px, divergence = self.elbo_terms(x)
+        beta = self.objective.beta(self.current_epoch)
+        loss = self.objective.loss(log_px, divergence, beta)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log_dict({"train/recon": -log_px.mean(), "train/kl": divergence.mean(), "train/beta": beta})
+        return loss
+
+    def configure_optimizers(self):
+        return self.optimizer_factory(self.parameters())
+
+    # --- evaluation -----------------------------------------------------------------------
+    def validation_step(self, batch, batch_idx):
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._evaluate(batch, "test")
+
+    def _evaluate(self, batch, stage: str) -> None:
+        x, batch_index = batch
+        # Each batch draws from its own seeded stream, so results do not depend on how the
+        # evaluation set is sharded over processes (DDP equals one process) or on chunking.
+        with seeded_stream(self.eval_seed * 1_000_003 + int(batch_index), self.device):
+            q, log_px, divergence = self.elbo_terms(x)
+            metrics = self.eval_metrics[stage]
+            metrics["neg_elbo"].update(divergence - log_px)
+            metrics["recon"].update(-log_px)
+            metrics["kl"].update(divergence)
+            metrics["active_units"].update(self.latent.posterior_mean(q))
+            num_samples = self.iw_samples[stage]
+            if num_samples > 0:
+                nll = -self.log_likelihood(x, q, num_samples)
+                metrics["nll"].update(nll)
+                if self.report_bits_per_dim:
+                    metrics["bpd"].update(bits_per_dim(nll, self.data_dim))
+        for name, metric in metrics.items():
+            if name in ("nll", "bpd") and num_samples == 0:
+                continue
+            self.log(f"{stage}/{name}", metric, prog_bar=name in ("neg_elbo", "nll"))
+
+    def log_likelihood(self, x: torch.Tensor, q: Distribution, num_samples: int) -> torch.Tensor:
+        """Importance-sampled log p(x) per example (B,), chunked to bound memory."""
+        return importance_sampled_log_likelihood(
+            q, self.prior(), lambda z: self.decode(z).log_prob(x), num_samples, self.iw_chunk_size
+        )
+
+    # --- media ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int) -> torch.Tensor:
+        """Decoder means of n draws from the prior, shape (n, D)."""
+        return self.decode(self.prior().sample((n,))).mean
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.posterior(x).mean).mean
