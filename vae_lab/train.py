@@ -114,7 +114,8 @@ def main(cfg: DictConfig) -> float | None:
     try:
         metrics = run(cfg)
     except DataFileError as err:
-        log.error("%s", err)
+        log.error("%s", err)  # into the run's log file
+        print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     return metrics.get("val/nll", metrics.get("val/neg_elbo"))
 

@@ -123,8 +123,8 @@ def load_frey(root=None, split_seed: int = 0) -> Splits:
     return Splits(x[:1565], x[1565:1765], x[1765:], (28, 20))
 
 
-def load_synthetic(n_train=2000, n_valid=500, n_test=500, dim=64, latent=4, seed=0) -> Splits:
-    """Binary data from a random linear-sigmoid model: fast, offline, for tests and debugging."""
+def load_synthetic(root=None, n_train=2000, n_valid=500, n_test=500, dim=64, latent=4, seed=0) -> Splits:
+    """Binary data from a random linear-sigmoid model: fast, offline, for tests (``root`` unused)."""
     g = torch.Generator().manual_seed(seed)
     weight = torch.randn(latent, dim, generator=g) * 3.0
     n = n_train + n_valid + n_test

@@ -2,8 +2,9 @@
 
 log p(x) ≈ log (1/S) Σ_s p(x|z_s) p(z_s) / q(z_s|x),  z_s ~ q(z|x).
 
-Samples are drawn in chunks of ``chunk_size`` (to bound memory) and the chunks' log-sum-exps are
-combined exactly, so the estimate depends only on the random stream, not on the chunk size.
+All S latent samples are drawn at once (S × B × L is small); the decoder, whose output
+S × B × D is the memory hog, runs on chunks of ``chunk_size`` samples and the chunks'
+log-sum-exps are combined exactly, so the estimate does not depend on the chunk size.
 """
 
 from __future__ import annotations
@@ -31,10 +32,9 @@ def importance_sampled_log_likelihood(
     if num_samples < 1:
         raise ValueError(f"num_samples={num_samples}: importance sampling needs at least one sample")
     total = None
-    for start in range(0, num_samples, chunk_size):
-        n = min(chunk_size, num_samples - start)
-        z = q.sample((n,))  # (n, B, L); gradients are not needed for evaluation
-        log_w = log_px(z) + prior.log_prob(z) - q.log_prob(z)  # (n, B)
+    samples = q.sample((num_samples,))  # (S, B, L); evaluation needs no gradients
+    for z in samples.split(chunk_size):
+        log_w = log_px(z) + prior.log_prob(z) - q.log_prob(z)  # (chunk, B)
         chunk = torch.logsumexp(log_w, dim=0)
         total = chunk if total is None else torch.logaddexp(total, chunk)
     return total - math.log(num_samples)

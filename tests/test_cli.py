@@ -1,0 +1,87 @@
+"""The real command line, in subprocesses, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import needs_real_data, read_metrics, run_cli
+
+SMALL = ["eval.iw_samples_val=5", "eval.iw_samples_test=50", "callbacks.media.every_n_epochs=1"]
+
+
+@needs_real_data
+def test_train_end_to_end_on_a_slice_of_real_mnist(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["data.module.limit_train=2000", "data.module.limit_valid=300", "data.module.limit_test=300"]
+    run_cli([*args, "trainer.max_epochs=2", "warmup=2", *SMALL, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    metrics = read_metrics(run_dir)
+    for name in (
+        "val/neg_elbo",
+        "val/nll",
+        "test/neg_elbo",
+        "test/nll",
+        "test/recon",
+        "test/kl",
+        "test/active_units",
+    ):
+        assert name in metrics
+    assert 60 < metrics["test/nll"] < 550  # nats on 784 binary pixels: better than uniform (543)
+    assert metrics["test/nll"] <= metrics["test/neg_elbo"] + 1e-3  # the IW bound is tighter
+    assert (run_dir / ".hydra" / "config.yaml").exists()  # the composed config
+    assert (run_dir / "checkpoints" / "best.ckpt").exists() and (
+        run_dir / "checkpoints" / "last.ckpt"
+    ).exists()
+    assert (run_dir / "csv" / "metrics.csv").exists()
+    assert (run_dir / "media" / "samples_test.png").exists()
+    assert (run_dir / "media" / "reconstructions_test.png").exists()
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert summary["checkpoint"].endswith("best.ckpt") and summary["epochs"] == 2
+
+
+def test_multirun_writes_one_run_per_job(tmp_path):
+    result = run_cli(
+        ["--multirun", "prior=gauss", "latent=2,3", "data=synthetic", "trainer.max_epochs=1", *SMALL],
+        cwd=tmp_path,
+    )
+    jobs = sorted(tmp_path.glob("multirun/*/*/[0-9]*"))
+    assert [j.name for j in jobs] == ["0", "1"], result.stdout[-2000:]
+    for job, latent in zip(jobs, (2, 3), strict=True):
+        assert "latent: " + str(latent) in (job / ".hydra" / "config.yaml").read_text()
+        assert read_metrics(job)["test/active_units"] <= latent
+
+
+def test_unknown_config_option_lists_the_valid_ones(tmp_path):
+    result = run_cli(["prior=nope"], cwd=tmp_path, check=False)
+    assert result.returncode != 0
+    assert "Could not find 'prior/nope'" in result.stderr
+    assert "Available options in 'prior'" in result.stderr and "gauss" in result.stderr
+
+
+def test_missing_data_file_gives_a_clear_error(tmp_path):
+    result = run_cli(["data=mnist", f"data.root={tmp_path / 'empty'}"], cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "mnist/train-images-idx3-ubyte.gz missing" in result.stderr
+    assert "VAE_LAB_DATA" in result.stderr and "network" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_ddp_cpu_test_metrics_equal_single_process(tmp_path):
+    common = ["data=synthetic", *SMALL, "eval.iw_samples_val=20", "eval.iw_samples_test=100"]
+    # Odd sizes: 7 eval batches of 70, dealt unevenly to the 2 processes.
+    common += ["data.module.limit_valid=490", "data.module.limit_test=490", "data.module.eval_batch_size=70"]
+    run_cli([*common, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'train'}"], cwd=tmp_path)
+    ckpt = tmp_path / "train" / "checkpoints" / "best.ckpt"
+    evaluate = [*common, "train=false", f"ckpt_path={ckpt}"]
+    run_cli([*evaluate, f"hydra.run.dir={tmp_path / 'one'}"], cwd=tmp_path)
+    ddp_run = run_cli([*evaluate, "trainer=ddp_cpu", f"hydra.run.dir={tmp_path / 'ddp'}"], cwd=tmp_path)
+    assert "MEMBER: 2/2" in ddp_run.stdout + ddp_run.stderr  # really two processes
+    single, ddp = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "ddp")
+    assert single.keys() == ddp.keys()
+    for name in single:
+        assert ddp[name] == pytest.approx(single[name], rel=1e-5, abs=1e-5), name
+    assert single == pytest.approx(
+        read_metrics(tmp_path / "train"), rel=1e-5
+    )  # same weights as the best ckpt
