@@ -13,7 +13,7 @@ import lightning as L
 import torch
 from torch import nn
 from torch.distributions import Distribution
-from torchmetrics import MeanMetric
+from torchmetrics import CatMetric, MeanMetric
 
 from vae_lab.latents.base import LatentFamily
 from vae_lab.metrics.latent import ActiveUnits
@@ -59,6 +59,9 @@ class VAEModule(L.LightningModule):
             }
         )
 
+        # Per-example test log-likelihoods (gathered over processes) for the histogram figure.
+        self.test_log_likelihoods = CatMetric()
+
     # --- the model ------------------------------------------------------------------------
     def posterior(self, x: torch.Tensor) -> Distribution:
         return self.latent.posterior(self.encoder(x))
@@ -93,6 +96,9 @@ class VAEModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         self._evaluate(batch, "val")
 
+    def on_test_epoch_start(self) -> None:
+        self.test_log_likelihoods.reset()
+
     def test_step(self, batch, batch_idx):
         self._evaluate(batch, "test")
 
@@ -111,6 +117,8 @@ class VAEModule(L.LightningModule):
             if num_samples > 0:
                 nll = -self.log_likelihood(x, q, num_samples)
                 metrics["nll"].update(nll)
+                if stage == "test":
+                    self.test_log_likelihoods.update(-nll)
                 if self.report_bits_per_dim:
                     metrics["bpd"].update(bits_per_dim(nll, self.data_dim))
         for name, metric in metrics.items():
