@@ -9,13 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
+from vae_lab.config import CONF_DIR, compose_train_config
+
 REPO = Path(__file__).resolve().parents[1]
-CONF_DIR = REPO / "conf"
 
 
 def data_root() -> Path | None:
@@ -30,15 +28,10 @@ needs_real_data = pytest.mark.skipif(
 
 
 def compose_config(overrides: list[str], output_dir: Path):
-    """The config `python -m vae_lab.train <overrides>` would run, writing into output_dir."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]  # as in a real run: the task config without the hydra node
-        cfg.paths.output_dir = str(output_dir)
-        if data_root() is not None:
+    """The config `python -m vae_lab.train <overrides>` would run, on the test data root."""
+    cfg = compose_train_config(overrides, output_dir)
+    if data_root() is not None:
+        with open_dict(cfg):
             cfg.data.root = str(data_root())
     return cfg
 
@@ -47,7 +40,8 @@ def run_cli(
     args: list[str], cwd: Path, timeout: float = 600, check: bool = True, module: str = "vae_lab.train"
 ):
     """Run `python -m vae_lab.train <args>` in a subprocess, as a user would."""
-    env = {**os.environ, "WANDB_MODE": "offline", "VAE_LAB_NO_DOWNLOAD": "1"}
+    # PYTHONPATH: the runs may load test-only callbacks (tests/killer.py) through +callbacks.*
+    env = {**os.environ, "WANDB_MODE": "offline", "VAE_LAB_NO_DOWNLOAD": "1", "PYTHONPATH": str(REPO)}
     if data_root() is not None:
         env["VAE_LAB_DATA"] = str(data_root())
     result = subprocess.run(

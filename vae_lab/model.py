@@ -13,7 +13,7 @@ import lightning as L
 import torch
 from torch import nn
 from torch.distributions import Distribution
-from torchmetrics import CatMetric, MeanMetric
+from torchmetrics import CatMetric, MeanMetric, Metric
 
 from vae_lab.latents.base import LatentFamily
 from vae_lab.metrics.latent import ActiveUnits
@@ -22,6 +22,14 @@ from vae_lab.objective import ELBO
 from vae_lab.rng import seeded_stream
 
 EVAL_STAGES = ("val", "test")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN/inf; says which term, where, and the last good checkpoint."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
 
 
 class VAEModule(L.LightningModule):
@@ -39,6 +47,7 @@ class VAEModule(L.LightningModule):
         iw_samples_test: int = 5000,
         iw_chunk_size: int = 500,
         eval_seed: int = 0,
+        extra_metrics: Callable[[], dict[str, Metric]] | None = None,
     ):
         super().__init__()
         self.encoder, self.latent, self.decoder, self.likelihood = encoder, latent, decoder, likelihood
@@ -50,10 +59,15 @@ class VAEModule(L.LightningModule):
         self.iw_chunk_size = iw_chunk_size
         self.eval_seed = eval_seed
         names = ["neg_elbo", "recon", "kl", "nll"] + (["bpd"] if report_bits_per_dim else [])
+        # Data-specific dataset-level metrics (text: perplexities, mutual information), fresh per
+        # stage; each is updated by keyword with the batch's quantities and ignores the rest.
+        self.extra_metric_names = list(extra_metrics()) if extra_metrics else []
         self.eval_metrics = nn.ModuleDict(
             {
                 stage: nn.ModuleDict(
-                    {name: MeanMetric() for name in names} | {"active_units": ActiveUnits(latent.latent_dim)}
+                    {name: MeanMetric() for name in names}
+                    | {"active_units": ActiveUnits(latent.latent_dim)}
+                    | (extra_metrics() if extra_metrics else {})
                 )
                 for stage in EVAL_STAGES
             }
@@ -85,9 +99,37 @@ class VAEModule(L.LightningModule):
         _, log_px, divergence = self.elbo_terms(x)
         beta = self.objective.beta(self.current_epoch)
         loss = self.objective.loss(log_px, divergence, beta)
+        if not torch.isfinite(loss):
+            self._stop_on_non_finite(log_px, divergence)
         self.log("train/loss", loss, prog_bar=True)
         self.log_dict({"train/recon": -log_px.mean(), "train/kl": divergence.mean(), "train/beta": beta})
         return loss
+
+    def _stop_on_non_finite(self, log_px: torch.Tensor, divergence: torch.Tensor) -> None:
+        terms = {
+            "reconstruction log p(x|z)": log_px,
+            f"KL/regulariser of {type(self.latent).__name__}": divergence,
+        }
+        bad = [name for name, value in terms.items() if not torch.isfinite(value).all()] or ["total loss"]
+        checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or "none saved yet"
+        raise NonFiniteLossError(
+            f"non-finite {' and '.join(bad)} at step {self.global_step} (epoch {self.current_epoch}); "
+            f"training stopped. Last good checkpoint: {checkpoint}",
+            step=self.global_step,
+        )
+
+    # Resuming must continue the same random stream (reparameterisation noise), not restart it.
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rng_state"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and self.device.type == "cuda":
+            checkpoint["rng_state"]["cuda"] = torch.cuda.get_rng_state(self.device)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("rng_state")
+        if state and self._trainer is not None and self._trainer.state.fn == "fit":
+            torch.set_rng_state(state["torch"])
+            if "cuda" in state and self.device.type == "cuda":
+                torch.cuda.set_rng_state(state["cuda"], self.device)
 
     def configure_optimizers(self):
         return self.optimizer_factory(self.parameters())
@@ -106,7 +148,11 @@ class VAEModule(L.LightningModule):
         x, batch_index = batch
         # Each batch draws from its own seeded stream, so results do not depend on how the
         # evaluation set is sharded over processes (DDP equals one process) or on chunking.
-        with seeded_stream(self.eval_seed * 1_000_003 + int(batch_index), self.device):
+        # Evaluation is fp32 even when training runs under bf16 autocast (trainer.precision).
+        with (
+            seeded_stream(self.eval_seed * 1_000_003 + int(batch_index), self.device),
+            torch.autocast(self.device.type, enabled=False),
+        ):
             q, log_px, divergence = self.elbo_terms(x)
             metrics = self.eval_metrics[stage]
             metrics["neg_elbo"].update(divergence - log_px)
@@ -114,6 +160,7 @@ class VAEModule(L.LightningModule):
             metrics["kl"].update(divergence)
             metrics["active_units"].update(self.latent.posterior_mean(q))
             num_samples = self.iw_samples[stage]
+            nll = None
             if num_samples > 0:
                 nll = -self.log_likelihood(x, q, num_samples)
                 metrics["nll"].update(nll)
@@ -121,8 +168,10 @@ class VAEModule(L.LightningModule):
                     self.test_log_likelihoods.update(-nll)
                 if self.report_bits_per_dim:
                     metrics["bpd"].update(bits_per_dim(nll, self.data_dim))
+            for name in self.extra_metric_names:
+                metrics[name].update(model=self, x=x, neg_elbo=divergence - log_px, nll=nll)
         for name, metric in metrics.items():
-            if name in ("nll", "bpd") and num_samples == 0:
+            if (name in ("nll", "bpd") or getattr(metric, "requires_nll", False)) and num_samples == 0:
                 continue
             self.log(f"{stage}/{name}", metric, prog_bar=name in ("neg_elbo", "nll"))
 

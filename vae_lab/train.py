@@ -1,27 +1,57 @@
 """`python -m vae_lab.train [overrides]`: compose -> instantiate -> fit -> validate/test -> metrics.json.
 
-Everything here is wiring; the model lives in vae_lab.model, the parts in conf/.
+Everything here is wiring; the model lives in vae_lab.model, the parts in conf/. A run folder
+ends with either ``metrics.json`` (finished) or ``failure.json`` (the error, its traceback and
+the step); re-running the same command in the same folder resumes from ``checkpoints/last.ckpt``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sys
+import traceback
 from pathlib import Path
 
 import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, read_write
 
+from vae_lab import resolvers  # noqa: F401  (registers ${vae_lab.*:} config resolvers)
 from vae_lab.data.files import DataFileError
 
 log = logging.getLogger("vae_lab")
+METRICS_FILE, FAILURE_FILE = "metrics.json", "failure.json"
+
+
+class ConfigError(ValueError):
+    """A config value is out of range; raised before any training starts."""
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Top-level values checked before anything is built; parts check their own arguments."""
+    if not isinstance(cfg.latent, int) or cfg.latent < 1:
+        raise ConfigError(f"latent={cfg.latent}: the latent dimension must be a positive integer")
+    if cfg.warmup < 0:
+        raise ConfigError(f"warmup={cfg.warmup}: the β warm-up length must be >= 0 epochs")
+    for key in ("iw_samples_val", "iw_samples_test"):
+        if cfg.eval[key] < 0:
+            raise ConfigError(
+                f"eval.{key}={cfg.eval[key]}: must be >= 0 (0 skips the importance-sampled NLL)"
+            )
+    if cfg.eval.iw_chunk_size < 1:
+        raise ConfigError(f"eval.iw_chunk_size={cfg.eval.iw_chunk_size}: must be a positive integer")
+    if cfg.eval_ckpt not in ("best", "last"):
+        raise ConfigError(f"eval_ckpt={cfg.eval_ckpt}: expected 'best' or 'last'")
 
 
 def pin_ddp_children_to_this_job(output_dir: Path) -> None:
@@ -49,6 +79,22 @@ def build(cfg: DictConfig):
     return datamodule, model, loggers, trainer
 
 
+def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
+    """Checkpoint to continue training from: ``ckpt_path`` (``last`` = this folder's), or with
+    ``resume=true`` this folder's last checkpoint when an earlier attempt left one."""
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if cfg.ckpt_path == "last":
+        if not last.exists():
+            raise ConfigError(f"ckpt_path=last: no {last}; run once without it, or give a checkpoint path")
+        return str(last)
+    if cfg.ckpt_path is not None:
+        return cfg.ckpt_path
+    if cfg.resume and last.exists():
+        log.info("resuming from %s", last)
+        return str(last)
+    return None
+
+
 def _evaluation_checkpoint(cfg: DictConfig, trainer: L.Trainer) -> str | None:
     """The checkpoint the final validation/test uses: best (or last) of this run, or ckpt_path."""
     if not cfg.train:
@@ -61,17 +107,24 @@ def _evaluation_checkpoint(cfg: DictConfig, trainer: L.Trainer) -> str | None:
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
     output_dir = Path(cfg.paths.output_dir)
+    finished = output_dir / METRICS_FILE
+    if cfg.resume and cfg.train and finished.exists():
+        log.info("%s exists: job already finished, skipping (resume=false to train again)", finished)
+        return json.loads(finished.read_text())["metrics"]
+    validate_config(cfg)
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     pin_ddp_children_to_this_job(output_dir)
     datamodule, model, loggers, trainer = build(cfg)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, output_dir))
     elif cfg.ckpt_path is None:
-        raise ValueError("train=false needs ckpt_path=<checkpoint to evaluate>")
+        raise ConfigError("train=false needs ckpt_path=<checkpoint to evaluate>")
     ckpt = _evaluation_checkpoint(cfg, trainer)
     weights_only = {"weights_only": True} if ckpt else {}
     metrics: dict[str, float] = {}
@@ -88,7 +141,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             "epochs": trainer.current_epoch,
             "steps": trainer.global_step,
         }
-        (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+        finished.write_text(json.dumps(summary, indent=2) + "\n")
         print_metrics(metrics, output_dir)
     for logger in loggers:
         if isinstance(logger, WandbLogger):
@@ -108,15 +161,61 @@ def print_metrics(metrics: dict[str, float], output_dir: Path) -> None:
     Console().print(table)
 
 
+def record_failure(output_dir: Path, err: BaseException) -> None:
+    """Leave the error in the job folder, so a sweep's report can mark the job as failed."""
+    step = getattr(err, "step", None)
+    record = {"error": f"{type(err).__name__}: {err}", "step": step, "traceback": traceback.format_exc()}
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / FAILURE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def job_scope():
+    """Undo what a distributed job leaves in this process, so the next multirun job starts clean.
+
+    Lightning's DDP launcher exports LOCAL_RANK, WORLD_SIZE, MASTER_PORT … into os.environ and
+    keeps the process group; the next job in the same sweep process would then believe it was
+    launched externally and wait for peers that have exited.
+    """
+    environ_before = dict(os.environ)
+    try:
+        yield
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        for key in set(os.environ) - set(environ_before):
+            del os.environ[key]
+        os.environ.update(environ_before)
+
+
+def _in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     torch.set_float32_matmul_precision("high")
+    output_dir = Path(cfg.paths.output_dir)
+    (output_dir / FAILURE_FILE).unlink(missing_ok=True)  # a retry starts clean
     try:
-        metrics = run(cfg)
-    except DataFileError as err:
-        log.error("%s", err)  # into the run's log file
+        with job_scope():
+            metrics = run(cfg)
+    except (DataFileError, ConfigError, InstantiationException) as err:
+        # Bad input: a one-line message, no traceback, nothing trained yet.
+        record_failure(output_dir, err)
+        log.error("%s", err)
         print(f"error: {err}", file=sys.stderr)
+        if _in_multirun():
+            return None
         raise SystemExit(2) from None
+    except Exception as err:
+        record_failure(output_dir, err)
+        if _in_multirun():
+            # One failed job must not stop the sweep: its folder says what happened.
+            log.exception("job failed; see %s", output_dir / FAILURE_FILE)
+            print(f"error: job {output_dir} failed: {type(err).__name__}: {err}", file=sys.stderr)
+            return None
+        raise
     return metrics.get("val/nll", metrics.get("val/neg_elbo"))
 
 

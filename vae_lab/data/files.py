@@ -105,6 +105,16 @@ _register(
     },
 )
 
+# Yahoo Answers valid/test (Yang et al. 2017; gzipped copies of OpenVLG/DELLA's files, see the
+# shared MANIFEST). The 100k-document train split and Yelp have no known copy with a checksum.
+_register(
+    "yahoo_answers",
+    {
+        "yahoo.valid.txt.gz": "6c66013667d572c7ea9d16adfc1da5dea2ca95bf1bff3a115a05b7391fcc95db",
+        "yahoo.test.txt.gz": "8c7f570db2075124844bbfcd81aa5c0f5498fad3e2e95f82bfaa33e476d1637e",
+    },
+)
+
 
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
     """The data root: explicit argument, else $VAE_LAB_DATA, else ./data."""

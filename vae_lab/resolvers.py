@@ -1,0 +1,31 @@
+"""Config resolvers that read the running Hydra job: W&B groups and tags for sweeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+TAGGED_KEYS = ("prior", "data", "latent", "seed", "experiment", "decoder", "encoder")
+
+
+def sweep_group() -> str | None:
+    """The sweep's folder name (``<date>_<time>``) inside --multirun, else None."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    sweep_dir = Path(HydraConfig.get().sweep.dir)
+    return f"{sweep_dir.parent.name}_{sweep_dir.name}"
+
+
+def job_tags() -> list[str]:
+    """The job's overrides of the interesting keys, e.g. ['prior=vamp', 'latent=10']."""
+    if not HydraConfig.initialized():
+        return []
+    overrides = HydraConfig.get().overrides.task
+    return [o.lstrip("+~") for o in overrides if o.lstrip("+~").split("=")[0].split(".")[0] in TAGGED_KEYS]
+
+
+OmegaConf.register_new_resolver("vae_lab.sweep_group", sweep_group, replace=True)
+OmegaConf.register_new_resolver("vae_lab.job_tags", job_tags, replace=True)
