@@ -96,9 +96,12 @@ class VAEModule(L.LightningModule):
     # --- training -------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
         x, _ = batch
-        _, log_px, divergence = self.elbo_terms(x)
+        q, log_px, divergence = self.elbo_terms(x)
         beta = self.objective.beta(self.current_epoch)
         loss = self.objective.loss(log_px, divergence, beta)
+        correction = self.latent.gradient_correction(q, -log_px)
+        if correction is not None:
+            loss = loss + correction.mean()  # zero in value; fixes the gradient
         if not torch.isfinite(loss):
             self._stop_on_non_finite(log_px, divergence)
         self.log("train/loss", loss, prog_bar=True)
@@ -189,4 +192,4 @@ class VAEModule(L.LightningModule):
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.posterior(x).mean).mean
+        return self.decode(self.posterior(x).mode).mean  # the mode stays on the sphere for vMF

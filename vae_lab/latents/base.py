@@ -46,6 +46,13 @@ class LatentFamily(nn.Module):
         except NotImplementedError:
             return q.log_prob(z) - p.log_prob(z)
 
+    def gradient_correction(self, q: Distribution, sample_loss: torch.Tensor) -> torch.Tensor | None:
+        """A zero-valued term whose gradient corrects a biased reparameterisation (vMF), or None.
+
+        ``sample_loss`` is the per-example loss at the sample drawn by the last ``rsample``.
+        """
+        return None
+
     def posterior_mean(self, q: Distribution) -> torch.Tensor:
         """Summary used for active units (posterior-mean variance over the data)."""
         return q.mean

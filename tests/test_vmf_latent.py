@@ -1,0 +1,114 @@
+"""Hyperspherical latent families inside the VAE: learned / fixed κ, every decoder, IW NLL."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from tests.conftest import needs_real_data, run_cli
+from vae_lab.latents.vmf import PowerSphericalLatent, VonMisesFisherLatent
+from vae_lab.likelihoods import BernoulliLikelihood, DiscretizedLogisticLikelihood
+from vae_lab.metrics.likelihood import importance_sampled_log_likelihood
+from vae_lab.nets.mlp import GatedMLP
+
+
+@pytest.mark.parametrize("family", [VonMisesFisherLatent, PowerSphericalLatent])
+def test_latent_below_two_is_rejected(family):
+    with pytest.raises(ValueError, match="latent=1: .*needs latent >= 2"):
+        family(in_features=8, latent_dim=1)
+
+
+@pytest.mark.parametrize("kappa", [0.0, -3.0])
+def test_non_positive_fixed_kappa_is_rejected(kappa):
+    with pytest.raises(ValueError, match="must be > 0"):
+        VonMisesFisherLatent(in_features=8, latent_dim=5, kappa=kappa)
+
+
+def test_fixed_kappa_gives_a_constant_kl_and_has_no_kappa_head():
+    family = VonMisesFisherLatent(in_features=8, latent_dim=5, kappa=80.0)
+    assert family.kappa_head is None
+    q = family.posterior(torch.randn(6, 8))
+    kl = family.divergence(q, family.prior(), q.rsample())
+    assert kl.shape == (6,) and torch.allclose(kl, kl[0].expand(6))
+    assert kl[0] > 0
+
+
+@pytest.mark.parametrize("family_cls", [VonMisesFisherLatent, PowerSphericalLatent])
+@pytest.mark.parametrize("head_cls", [BernoulliLikelihood, DiscretizedLogisticLikelihood])
+def test_importance_sampled_bound_is_finite_and_above_the_elbo(family_cls, head_cls):
+    torch.manual_seed(0)
+    encoder, decoder = GatedMLP(16, 32, 1), GatedMLP(6, 32, 1)
+    family, head = family_cls(32, 6), head_cls(32, 16)
+    x = (
+        torch.bernoulli(torch.full((64, 16), 0.3))
+        if head_cls is BernoulliLikelihood
+        else (torch.randint(0, 256, (64, 16)) + 0.5) / 256
+    )
+    with torch.no_grad():
+        q, p = family.posterior(encoder(x)), family.prior()
+
+        def log_px(z):
+            return head(decoder(z)).log_prob(x)
+
+        z = q.sample((200,))
+        elbo = (log_px(z) - family.divergence(q, p, z[0])).mean()
+        bound = importance_sampled_log_likelihood(q, p, log_px, 200, chunk_size=50).mean()
+    assert torch.isfinite(bound) and bound > elbo
+
+
+def test_gradient_correction_changes_only_the_kappa_gradient():
+    torch.manual_seed(0)
+    h = torch.randn(32, 8)
+    grads = {}
+    for corrected in (False, True):
+        family = VonMisesFisherLatent(8, 5, grad_correction=corrected)
+        torch.manual_seed(1)
+        family.load_state_dict(VonMisesFisherLatent(8, 5).state_dict())
+        torch.manual_seed(2)
+        q = family.posterior(h)
+        z = q.rsample()
+        sample_loss = (z[:, 0] - 0.3) ** 2
+        correction = family.gradient_correction(q, sample_loss)
+        loss = sample_loss.mean() + (correction.mean() if correction is not None else 0.0)
+        loss.backward()
+        grads[corrected] = (
+            loss.item(),
+            family.kappa_head.weight.grad.clone(),
+            family.loc_head.weight.grad.clone(),
+        )
+    assert grads[True][0] == pytest.approx(grads[False][0])  # zero in value
+    assert not torch.allclose(grads[True][1], grads[False][1])  # κ gradient corrected
+    torch.testing.assert_close(grads[True][2], grads[False][2])  # μ gradient untouched
+
+
+@needs_real_data
+def test_short_svae_training_on_real_mnist_decreases_and_stays_finite(tmp_path):
+    run_dir = tmp_path / "run"
+    run_cli(
+        [
+            "prior=vmf",
+            "latent=10",
+            "data.module.limit_train=3000",
+            "data.module.limit_valid=200",
+            "data.module.limit_test=200",
+            "trainer.max_epochs=3",
+            "warmup=0",
+            "trainer.log_every_n_steps=5",
+            "eval.iw_samples_val=5",
+            "eval.iw_samples_test=20",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=tmp_path,
+    )
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        losses = [float(row["train/loss"]) for row in csv.DictReader(f) if row.get("train/loss")]
+    assert len(losses) >= 10 and all(torch.isfinite(torch.tensor(losses)))
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 20  # nats per image
+
+
+def test_cli_rejects_a_one_dimensional_sphere(tmp_path):
+    result = run_cli(["prior=vmf", "latent=1", "data=synthetic"], cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "needs latent >= 2" in result.stderr

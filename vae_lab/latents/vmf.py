@@ -1,0 +1,85 @@
+"""Hyperspherical latents: q(z|x) on the unit sphere S^{m−1} ⊂ R^m, uniform prior.
+
+- von Mises-Fisher with learned κ (S-VAE, Davidson et al. 2018): κ = softplus(Linear(h)) + floor.
+- von Mises-Fisher with fixed κ (Xu & Durrett 2018): no κ head; the KL is a constant.
+- Power Spherical (De Cao & Aziz 2020): same interface, sampling without rejection.
+
+``latent_dim`` is the ambient dimension m, so the sphere is S^{m−1}.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.distributions import Distribution
+
+from vae_lab.distributions.hyperspherical_uniform import HypersphericalUniform
+from vae_lab.distributions.power_spherical import PowerSpherical
+from vae_lab.distributions.von_mises_fisher import VonMisesFisher
+from vae_lab.latents.base import LatentFamily, PosteriorFn
+
+
+class SphericalLatent(LatentFamily):
+    """Mean direction μ = normalise(Linear(h)); concentration learned or fixed."""
+
+    def __init__(
+        self, in_features: int, latent_dim: int, kappa: float | None = None, kappa_floor: float = 1.0
+    ):
+        name = type(self).__name__
+        if latent_dim < 2:
+            raise ValueError(
+                f"latent={latent_dim}: {name} lives on the sphere S^(latent-1) in R^latent and needs latent >= 2"
+            )
+        if kappa is not None and not kappa > 0:
+            raise ValueError(f"prior.kappa={kappa}: a fixed concentration must be > 0 (or null to learn it)")
+        if kappa_floor < 0:
+            raise ValueError(f"prior.kappa_floor={kappa_floor}: must be >= 0")
+        super().__init__(in_features, latent_dim)
+        self.loc_head = nn.Linear(in_features, latent_dim)
+        self.kappa_head = nn.Linear(in_features, 1) if kappa is None else None
+        self.fixed_kappa, self.kappa_floor = kappa, kappa_floor
+
+    def concentration(self, h: torch.Tensor) -> torch.Tensor:  # (B,)
+        if self.kappa_head is None:
+            return torch.full(h.shape[:-1], float(self.fixed_kappa), device=h.device, dtype=h.dtype)
+        return F.softplus(self.kappa_head(h)).squeeze(-1) + self.kappa_floor
+
+    def distribution(self, loc: torch.Tensor, kappa: torch.Tensor) -> Distribution:
+        raise NotImplementedError
+
+    def posterior(self, h: torch.Tensor) -> Distribution:
+        loc = F.normalize(self.loc_head(h), dim=-1)
+        return self.distribution(loc, self.concentration(h))
+
+    def prior(self, posterior_fn: PosteriorFn | None = None) -> Distribution:
+        weight = self.loc_head.weight
+        return HypersphericalUniform(self.latent_dim, device=weight.device, dtype=weight.dtype)
+
+
+class VonMisesFisherLatent(SphericalLatent):
+    """vMF posterior sampled by Wood's rejection sampler; optional gradient correction term."""
+
+    def __init__(
+        self,
+        in_features: int,
+        latent_dim: int,
+        kappa: float | None = None,
+        kappa_floor: float = 1.0,
+        grad_correction: bool = False,
+    ):
+        super().__init__(in_features, latent_dim, kappa, kappa_floor)
+        self.grad_correction = grad_correction
+
+    def distribution(self, loc: torch.Tensor, kappa: torch.Tensor) -> Distribution:
+        return VonMisesFisher(
+            loc, kappa, grad_correction=self.grad_correction and self.kappa_head is not None
+        )
+
+    def gradient_correction(self, q: Distribution, sample_loss: torch.Tensor) -> torch.Tensor | None:
+        return q.grad_correction_surrogate(sample_loss) if self.grad_correction else None
+
+
+class PowerSphericalLatent(SphericalLatent):
+    def distribution(self, loc: torch.Tensor, kappa: torch.Tensor) -> Distribution:
+        return PowerSpherical(loc, kappa)
