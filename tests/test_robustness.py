@@ -37,6 +37,9 @@ def test_finished_job_is_skipped_when_rerun(tmp_path):
     again = run_cli(args, cwd=tmp_path)
     assert "already finished" in again.stdout + again.stderr
     assert (tmp_path / "run" / "metrics.json").read_text() == first
+    other = run_cli([*args, "latent=5"], cwd=tmp_path, check=False)  # another job, same folder
+    assert other.returncode == 2 and "already holds a finished job with other overrides" in other.stderr
+    assert (tmp_path / "run" / "metrics.json").read_text() == first
 
 
 def test_failed_job_does_not_stop_the_sweep(tmp_path):

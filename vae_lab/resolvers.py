@@ -29,3 +29,13 @@ def job_tags() -> list[str]:
 
 OmegaConf.register_new_resolver("vae_lab.sweep_group", sweep_group, replace=True)
 OmegaConf.register_new_resolver("vae_lab.job_tags", job_tags, replace=True)
+
+
+def sqlite_url(path: str) -> str:
+    """``sqlite:///<abs path>``, creating the folder: sweepers open storage before jobs run."""
+    target = Path(path).expanduser().resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{target}"
+
+
+OmegaConf.register_new_resolver("vae_lab.sqlite", sqlite_url, replace=True)

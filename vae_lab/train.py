@@ -37,6 +37,15 @@ class ConfigError(ValueError):
     """A config value is out of range; raised before any training starts."""
 
 
+class RunFolderConflict(ConfigError):
+    """The run folder belongs to another job; nothing in it is touched."""
+
+
+def job_overrides() -> list[str]:
+    """This job's command-line overrides (what makes it this job inside a sweep)."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Top-level values checked before anything is built; parts check their own arguments."""
     if not isinstance(cfg.latent, int) or cfg.latent < 1:
@@ -109,9 +118,16 @@ def _evaluation_checkpoint(cfg: DictConfig, trainer: L.Trainer) -> str | None:
 def run(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(cfg.paths.output_dir)
     finished = output_dir / METRICS_FILE
+    (output_dir / FAILURE_FILE).unlink(missing_ok=True)  # a retry starts clean
     if cfg.resume and cfg.train and finished.exists():
+        summary = json.loads(finished.read_text())
+        if summary.get("overrides") != job_overrides():
+            raise RunFolderConflict(
+                f"{output_dir} already holds a finished job with other overrides "
+                f"({summary.get('overrides')} vs {job_overrides()}); use a new run folder or resume=false"
+            )
         log.info("%s exists: job already finished, skipping (resume=false to train again)", finished)
-        return json.loads(finished.read_text())["metrics"]
+        return summary["metrics"]
     validate_config(cfg)
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
@@ -140,6 +156,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             "checkpoint": ckpt,
             "epochs": trainer.current_epoch,
             "steps": trainer.global_step,
+            "overrides": job_overrides(),
         }
         finished.write_text(json.dumps(summary, indent=2) + "\n")
         print_metrics(metrics, output_dir)
@@ -196,17 +213,21 @@ def _in_multirun() -> bool:
 def main(cfg: DictConfig) -> float | None:
     torch.set_float32_matmul_precision("high")
     output_dir = Path(cfg.paths.output_dir)
-    (output_dir / FAILURE_FILE).unlink(missing_ok=True)  # a retry starts clean
     try:
         with job_scope():
             metrics = run(cfg)
+    except RunFolderConflict as err:
+        print(f"error: {err}", file=sys.stderr)  # the folder is another job's: leave it as it is
+        if _in_multirun():
+            return float("nan")
+        raise SystemExit(2) from None
     except (DataFileError, ConfigError, InstantiationException) as err:
         # Bad input: a one-line message, no traceback, nothing trained yet.
         record_failure(output_dir, err)
         log.error("%s", err)
         print(f"error: {err}", file=sys.stderr)
         if _in_multirun():
-            return None
+            return float("nan")  # a failed trial for sweepers that read the value (Optuna)
         raise SystemExit(2) from None
     except Exception as err:
         record_failure(output_dir, err)
@@ -214,7 +235,7 @@ def main(cfg: DictConfig) -> float | None:
             # One failed job must not stop the sweep: its folder says what happened.
             log.exception("job failed; see %s", output_dir / FAILURE_FILE)
             print(f"error: job {output_dir} failed: {type(err).__name__}: {err}", file=sys.stderr)
-            return None
+            return float("nan")
         raise
     return metrics.get("val/nll", metrics.get("val/neg_elbo"))
 
