@@ -19,15 +19,6 @@ KAPPAS = np.logspace(-4, 5, 25)
 RTOL = {torch.float64: 1e-6, torch.float32: 1e-4}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Many small tensor ops: intra-op threads only add synchronisation (badly so on a busy host)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _reference(nu: float, kappa: float) -> tuple[float, float, float]:
     """(log I_ν(κ), I_{ν+1}(κ)/I_ν(κ), d/dκ log I_ν(κ)) in high precision."""
     k = mpmath.mpf(kappa)

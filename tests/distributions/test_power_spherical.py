@@ -13,15 +13,6 @@ from vae_lab.distributions.hyperspherical_uniform import HypersphericalUniform, 
 from vae_lab.distributions.power_spherical import PowerSpherical
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Many small tensor ops: intra-op threads only add synchronisation (badly so on a busy host)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _power_spherical(dim, kappa, dtype=torch.float64) -> PowerSpherical:
     x = torch.randn(dim, generator=torch.Generator().manual_seed(0), dtype=dtype)
     return PowerSpherical(x / x.norm(), torch.tensor(kappa, dtype=dtype))

@@ -23,15 +23,6 @@ GRID_DIMS = [2, 3, 11, 51, 129, 1001]
 GRID_KAPPAS = [1e-3, 1.0, 10.0, 1e2, 1e3, 1e4, 1e5]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Many small tensor ops: intra-op threads only add synchronisation (badly so on a busy host)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _direction(dim: int, dtype=torch.float64, seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(dim, generator=generator, dtype=dtype)
@@ -55,9 +46,7 @@ def _exact_mean_resultant_length(dim: int, kappa: float) -> float:
 @pytest.mark.parametrize("dim", [2, 3, 5, 11, 129])
 def test_samples_have_unit_norm_and_shape(dim, dtype):
     torch.manual_seed(0)
-    q = VonMisesFisher(
-        _direction(dim, dtype).expand(4, dim), torch.tensor([0.1, 1.0, 50.0, 1e4], dtype=dtype)
-    )
+    q = VonMisesFisher(_direction(dim, dtype).expand(4, dim), torch.tensor([0.1, 1.0, 50.0, 1e4], dtype=dtype))
     z = q.rsample((250,))
     assert z.shape == (250, 4, dim) and z.dtype == dtype
     tolerance = 1e-5 if dtype == torch.float32 else 1e-12
