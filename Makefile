@@ -32,7 +32,8 @@ lint: install
 	$(BIN)/ruff format --check vae_lab tests bench
 
 bench: install
-	$(BIN)/python -m vae_lab.bench $(ARGS)
+	bash bench/peer_env.sh
+	$(BIN)/python bench/run.py $(ARGS)
 
 clean:
 	rm -rf outputs multirun/2* .pytest_cache
