@@ -18,9 +18,7 @@ PRIORS = {
 }
 
 
-def make_job(
-    folder: Path, num: int, data: str, prior: str, latent: int, seed=0, metrics=None, failed=False, **arch
-):
+def make_job(folder: Path, num: int, data: str, prior: str, latent: int, seed=0, metrics=None, failed=False, **arch):
     """A job folder as Hydra and vae_lab.train leave it (only the keys the report reads)."""
     job = folder / str(num)
     (job / ".hydra").mkdir(parents=True)
@@ -39,9 +37,7 @@ def make_job(
         yaml.safe_dump([f"prior={prior}", f"latent={latent}", f"seed={seed}"])
     )
     if metrics is not None:
-        (job / "metrics.json").write_text(
-            json.dumps({"metrics": metrics, "checkpoint": None, "epochs": 3, "steps": 9})
-        )
+        (job / "metrics.json").write_text(json.dumps({"metrics": metrics, "checkpoint": None, "epochs": 3, "steps": 9}))
     if failed:
         (job / "failure.json").write_text(json.dumps({"error": "RuntimeError: boom", "traceback": "..."}))
     return job

@@ -5,16 +5,21 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
+from tests.conftest import CONF_DIR, compose_config
 from vae_lab.callbacks.data_init import DataDependentInit
 from vae_lab.distributions.gaussian_mixture import DiagonalGaussianMixture
 from vae_lab.latents.vamp import VampPriorLatent
 from vae_lab.likelihoods import BernoulliLikelihood, DiscretizedLogisticLikelihood
 from vae_lab.metrics.likelihood import importance_sampled_log_likelihood
 from vae_lab.nets.mlp import GatedMLP
+from vae_lab.train import run
 
 DIM, HIDDEN, LATENT, K = 12, 16, 3, 5
 
@@ -182,6 +187,44 @@ def test_bad_settings_say_what_to_change():
     with pytest.raises(ValueError, match="prior.init='images'"):
         VampPriorLatent(HIDDEN, LATENT, DIM, init="images")
     with pytest.raises(ValueError, match="needs 5 training examples"):
-        VampPriorLatent(HIDDEN, LATENT, DIM, components=5, init="data").initialise_from_data(
-            torch.rand(3, DIM)
-        )
+        VampPriorLatent(HIDDEN, LATENT, DIM, components=5, init="data").initialise_from_data(torch.rand(3, DIM))
+
+
+@pytest.mark.parametrize("experiment", ["vampprior_mnist", "vampprior_frey", "vampprior_frey_arch"])
+def test_experiments_carry_the_paper_protocol_and_their_grid(experiment, tmp_path):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    assert cfg.prior._target_ == "vae_lab.latents.vamp.VampPriorLatent" and cfg.prior.components == 500
+    assert cfg.optimizer._target_ == "vae_lab.optim.AdamNormGrad" and cfg.optimizer.lr == 5e-4
+    assert cfg.data.module.batch_size == 100 and cfg.warmup == 100 and cfg.eval_ckpt == "best"
+    assert cfg.eval.iw_samples_test == 5000
+    stopping = cfg.callbacks.early_stopping
+    assert (stopping.monitor, stopping.patience, stopping.warmup_epochs) == ("val/neg_elbo", 50, 100)
+    frey = experiment != "vampprior_mnist"
+    assert cfg.data.name == ("frey" if frey else "mnist")
+    assert cfg.prior.init_mean == (0.5 if frey else 0.05) and cfg.prior.init_std == (0.02 if frey else 0.01)
+    grid = dict(cfg.hydra.sweeper.params)
+    if experiment == "vampprior_frey_arch":
+        assert grid == {
+            "prior": "vamp",
+            "latent": "40",
+            "hidden": "300,600",
+            "prior.components": "100,500,1000",
+        }
+    else:
+        assert grid == {"prior": "gauss,vamp", "latent": "10,40,100"}
+
+
+def test_one_epoch_run_with_data_init_writes_the_report_figures(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    overrides = ["data=synthetic", "prior=vamp", "prior.init=data", "prior.components=20", "latent=4"]
+    overrides += ["trainer.max_epochs=1", "eval.iw_samples_val=0", "eval.iw_samples_test=10"]
+    cfg = compose_config([*overrides, "data.module.limit_train=200", "data.module.limit_test=100"], tmp_path)
+    metrics = run(cfg)
+    assert math.isfinite(metrics["test/nll"]) and metrics["test/nll"] <= metrics["test/neg_elbo"] + 1e-3
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["state_dict"]["latent.data_initialised"]
+    media = tmp_path / "media"
+    assert (media / "pseudo_inputs_test.png").exists() and (media / "test_log_likelihoods.png").exists()
+    assert np.load(media / "test_log_likelihoods.npy").shape == (100,)

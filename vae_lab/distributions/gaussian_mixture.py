@@ -26,9 +26,7 @@ class DiagonalGaussianMixture(Distribution):
 
     def __init__(self, loc: torch.Tensor, scale: torch.Tensor, validate_args: bool | None = None):
         if loc.dim() != 2 or loc.shape != scale.shape:
-            raise ValueError(
-                f"loc {tuple(loc.shape)} and scale {tuple(scale.shape)} must both be (components, latent)"
-            )
+            raise ValueError(f"loc {tuple(loc.shape)} and scale {tuple(scale.shape)} must both be (components, latent)")
         self.loc, self.scale = loc, scale
         super().__init__(batch_shape=torch.Size(), event_shape=loc.shape[-1:], validate_args=validate_args)
 
@@ -57,9 +55,7 @@ class DiagonalGaussianMixture(Distribution):
             loc, z = loc - centre, z.reshape(-1, z.shape[-1]) - centre
             precision = scale.pow(-2)  # (K, L)
             weights = torch.cat([-0.5 * precision, loc * precision], dim=1)  # (K, 2L)
-            constant = -0.5 * (
-                (loc.pow(2) * precision).sum(1) + 2 * scale.log().sum(1) + z.shape[-1] * LOG_2PI
-            )
+            constant = -0.5 * ((loc.pow(2) * precision).sum(1) + 2 * scale.log().sum(1) + z.shape[-1] * LOG_2PI)
             log_probs = torch.addmm(constant, torch.cat([z.pow(2), z], dim=1), weights.T)  # (N, K)
         return log_probs.reshape(*lead, -1)
 

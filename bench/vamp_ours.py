@@ -1,0 +1,151 @@
+"""Throughput of vae_lab's VampPrior VAE: training samples/s through the Lightning loop and test-NLL points/s.
+
+The counterpart of ``bench/peer_pythae.py`` (same networks, data and batch size):
+
+    python bench/vamp_ours.py --out bench/out/vamp_ours.json
+
+Model: ``data=mnist_static prior=vamp latent=40`` (gated MLP 2×300, K = 500 pseudo-inputs, Bernoulli
+decoder, batch 100, AdamNormGrad), composed from the real Hydra config. Training is timed inside
+``Trainer.fit`` (validation, checkpoints and loggers off: the step as a user's run executes it) for
+each ``--precision`` (``32-true``, ``bf16-mixed``); evaluation times ``VAEModule.log_likelihood``
+(importance sampling, chunks of 500 samples) in fp32 on test points, as the final test runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import open_dict
+
+REPO = Path(__file__).resolve().parents[1]
+WINDOW = 50  # steps per timing window; the best window is the one least disturbed by other processes
+
+
+def compose_model_config(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["data=mnist_static", "prior=vamp", "latent=40", *overrides])
+    with open_dict(cfg):
+        cfg.paths.output_dir = "unused"  # nothing is written
+    return cfg
+
+
+class StepClock(L.Callback):
+    """Time at the end of every training step."""
+
+    def __init__(self):
+        self.ends: list[float] = []
+
+    def on_train_batch_end(self, *args, **kwargs):
+        self.ends.append(time.perf_counter())
+
+
+def rates(ends: list[float], batch: int) -> dict:
+    steps = len(ends) - 1
+    windows = [WINDOW * batch / (ends[i + WINDOW] - ends[i]) for i in range(0, steps - WINDOW + 1, WINDOW)]
+    mean = steps * batch / (ends[-1] - ends[0])
+    return {
+        "steps": steps,
+        "samples_per_s": mean,
+        "best_window_samples_per_s": max(windows, default=mean),
+        "median_window_samples_per_s": statistics.median(windows) if windows else mean,
+    }
+
+
+def bench_training(cfg, precision: str, warmup: int, steps: int) -> dict:
+    torch.manual_seed(0)
+    datamodule, model = instantiate(cfg.data.module), instantiate(cfg.model)
+    clock = StepClock()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        precision=precision,
+        max_steps=warmup + steps,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[clock],
+    )
+    trainer.fit(model, datamodule=datamodule)
+    return {**rates(clock.ends[warmup - 1 :], cfg.data.module.batch_size), "precision": precision}
+
+
+@torch.no_grad()
+def bench_evaluation(cfg, points: int, num_samples: int) -> dict:
+    torch.manual_seed(0)
+    datamodule, model = instantiate(cfg.data.module), instantiate(cfg.model)
+    datamodule.setup("test")
+    model.eval()
+    x = datamodule.splits.test[:points]
+    model.log_likelihood(x[:10], model.posterior(x[:10]), min(num_samples, 100))  # warm-up
+    start = time.perf_counter()
+    log_p = []
+    for batch in x.split(cfg.data.module.eval_batch_size):
+        log_p.append(model.log_likelihood(batch, model.posterior(batch), num_samples))
+    seconds = time.perf_counter() - start
+    return {
+        "points": points,
+        "num_samples": num_samples,
+        "chunk": cfg.eval.iw_chunk_size,
+        "seconds": seconds,
+        "points_per_s": points / seconds,
+        "mean_log_p": float(torch.cat(log_p).mean()),  # untrained weights: a sanity value only
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", help="write the results as JSON to this file")
+    parser.add_argument("--precision", nargs="+", default=["32-true", "bf16-mixed"])
+    parser.add_argument("--warmup", type=int, default=20, help="steps excluded from the rates")
+    parser.add_argument("--steps", type=int, default=300, help="timed training steps")
+    parser.add_argument("--nll-points", type=int, default=100)
+    parser.add_argument("--nll-samples", type=int, nargs="+", default=[500])
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. prior.components=100")
+    args = parser.parse_args()
+    os.environ.setdefault("VAE_LAB_DATA", str(REPO.parent / "shared" / "data"))
+    torch.set_float32_matmul_precision("high")
+    cfg = compose_model_config(args.overrides)
+
+    result = {
+        "library": "vae_lab",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "model": "data=mnist_static prior=vamp latent=40 " + " ".join(args.overrides),
+        "components": cfg.prior.components,
+        "batch": cfg.data.module.batch_size,
+        "loadavg_start": os.getloadavg(),
+        "training": [bench_training(cfg, p, args.warmup, args.steps) for p in args.precision],
+        "evaluation": [bench_evaluation(cfg, args.nll_points, s) for s in args.nll_samples],
+        "note": "evaluation uses untrained (seeded random) weights; throughput only",
+    }
+    result["loadavg_end"] = os.getloadavg()
+
+    print(f"\nvae_lab VampPrior: torch {torch.__version__}, {result['threads']} threads")
+    load_start, load_end = result["loadavg_start"][0], result["loadavg_end"][0]
+    print(f"load average (1 min): {load_start:.1f} at start, {load_end:.1f} at end")
+    for t in result["training"]:
+        print(
+            f"train {t['precision']:>10s}: {t['samples_per_s']:8.1f} samples/s "
+            f"(best window {t['best_window_samples_per_s']:.1f})"
+        )
+    for e in result["evaluation"]:
+        print(f"test NLL S={e['num_samples']:>5d}: {e['points_per_s']:8.2f} points/s")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
