@@ -5,10 +5,19 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Bernoulli, Distribution, Independent
 
 from vae_lab.distributions.discretized_logistic import DiscretizedLogistic
+
+
+class FastBernoulli(Bernoulli):
+    """Bernoulli with log p(x) = x·logit − softplus(logit): two elementwise passes instead of the
+    generic cross-entropy's five; it dominates importance-sampled evaluation (S × B × D values)."""
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return value * self.logits - F.softplus(self.logits)
 
 
 class BernoulliLikelihood(nn.Module):
@@ -21,7 +30,7 @@ class BernoulliLikelihood(nn.Module):
 
     def forward(self, features: torch.Tensor) -> Distribution:
         logits = self.head(features).clamp(-self.max_logit, self.max_logit)
-        return Independent(Bernoulli(logits=logits, validate_args=False), 1)
+        return Independent(FastBernoulli(logits=logits, validate_args=False), 1)
 
 
 class DiscretizedLogisticLikelihood(nn.Module):
