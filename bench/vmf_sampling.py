@@ -258,9 +258,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON results")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument(
-        "--min-seconds", type=float, default=0.5, help="seconds per implementation and setting"
-    )
+    parser.add_argument("--min-seconds", type=float, default=0.5, help="seconds per implementation and setting")
     parser.add_argument("--min-repeats", type=int, default=5)
     parser.add_argument("--max-repeats", type=int, default=200)
     parser.add_argument("--timeout", type=int, default=120, help="seconds for one batch before giving up")

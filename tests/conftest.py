@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from omegaconf import open_dict
 
-from vae_lab.config import CONF_DIR, compose_train_config
+from vae_lab.config import compose_train_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,9 +36,7 @@ def compose_config(overrides: list[str], output_dir: Path):
     return cfg
 
 
-def run_cli(
-    args: list[str], cwd: Path, timeout: float = 600, check: bool = True, module: str = "vae_lab.train"
-):
+def run_cli(args: list[str], cwd: Path, timeout: float = 600, check: bool = True, module: str = "vae_lab.train"):
     """Run `python -m vae_lab.train <args>` in a subprocess, as a user would."""
     # PYTHONPATH: the runs may load test-only callbacks (tests/killer.py) through +callbacks.*
     env = {**os.environ, "WANDB_MODE": "offline", "VAE_LAB_NO_DOWNLOAD": "1", "PYTHONPATH": str(REPO)}
@@ -53,9 +51,7 @@ def run_cli(
         timeout=timeout,
     )
     if check and result.returncode != 0:
-        raise AssertionError(
-            f"CLI failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
-        )
+        raise AssertionError(f"CLI failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
 
 

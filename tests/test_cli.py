@@ -30,9 +30,7 @@ def test_train_end_to_end_on_a_slice_of_real_mnist(tmp_path):
     assert 60 < metrics["test/nll"] < 550  # nats on 784 binary pixels: better than uniform (543)
     assert metrics["test/nll"] <= metrics["test/neg_elbo"] + 1e-3  # the IW bound is tighter
     assert (run_dir / ".hydra" / "config.yaml").exists()  # the composed config
-    assert (run_dir / "checkpoints" / "best.ckpt").exists() and (
-        run_dir / "checkpoints" / "last.ckpt"
-    ).exists()
+    assert (run_dir / "checkpoints" / "best.ckpt").exists() and (run_dir / "checkpoints" / "last.ckpt").exists()
     assert (run_dir / "csv" / "metrics.csv").exists()
     assert (run_dir / "media" / "samples_test.png").exists()
     assert (run_dir / "media" / "reconstructions_test.png").exists()
@@ -82,6 +80,4 @@ def test_ddp_cpu_test_metrics_equal_single_process(tmp_path):
     assert single.keys() == ddp.keys()
     for name in single:
         assert ddp[name] == pytest.approx(single[name], rel=1e-5, abs=1e-5), name
-    assert single == pytest.approx(
-        read_metrics(tmp_path / "train"), rel=1e-5
-    )  # same weights as the best ckpt
+    assert single == pytest.approx(read_metrics(tmp_path / "train"), rel=1e-5)  # same weights as the best ckpt

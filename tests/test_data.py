@@ -94,10 +94,7 @@ def test_eval_batches_cover_each_example_once_across_ranks(world_size):
 def test_train_batches_are_even_across_ranks_and_reshuffled_per_epoch():
     data = torch.arange(1050).float().unsqueeze(1)
     epoch = {"n": 0}
-    loaders = [
-        IndexBatches(data, 100, True, seed=1, epoch_fn=lambda: epoch["n"], rank=r, world_size=2)
-        for r in (0, 1)
-    ]
+    loaders = [IndexBatches(data, 100, True, seed=1, epoch_fn=lambda: epoch["n"], rank=r, world_size=2) for r in (0, 1)]
     first = [torch.cat([x for x, _ in loader]) for loader in loaders]
     assert len(first[0]) == len(first[1]) == 525 and len(loaders[0]) == 6
     assert not set(first[0].flatten().tolist()) & set(first[1].flatten().tolist())  # disjoint shards

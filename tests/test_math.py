@@ -79,10 +79,7 @@ def test_importance_sampled_bound_is_above_elbo_and_grows_with_samples():
         torch.manual_seed(0)
         z = q.sample((500,))
         elbo = (log_px(z) + p.log_prob(z) - q.log_prob(z)).mean()  # exact-in-expectation ELBO
-        bounds = [
-            importance_sampled_log_likelihood(q, p, log_px, s, chunk_size=64).mean()
-            for s in (1, 10, 100, 1000)
-        ]
+        bounds = [importance_sampled_log_likelihood(q, p, log_px, s, chunk_size=64).mean() for s in (1, 10, 100, 1000)]
     assert bounds[-1] > elbo + 0.05, (bounds, elbo)
     assert all(b2 >= b1 - 0.02 for b1, b2 in zip(bounds, bounds[1:], strict=False)), bounds
     assert abs(bounds[0] - elbo) < 0.3  # S = 1 is an unbiased ELBO estimate
@@ -96,9 +93,7 @@ def test_importance_sampling_is_independent_of_chunk_size():
         results = []
         for chunk in (7, 100):
             torch.manual_seed(3)
-            results.append(
-                importance_sampled_log_likelihood(q, p, lambda z: head(decoder(z)).log_prob(x), 100, chunk)
-            )
+            results.append(importance_sampled_log_likelihood(q, p, lambda z: head(decoder(z)).log_prob(x), 100, chunk))
     torch.testing.assert_close(results[0], results[1])
 
 

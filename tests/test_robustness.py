@@ -23,9 +23,7 @@ def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):
     kill = ["+callbacks.kill._target_=tests.killer.KillAtStep", "+callbacks.kill.step=50"]
     killed = run_cli([*args, *kill, f"hydra.run.dir={interrupted}"], cwd=tmp_path, check=False)
     assert killed.returncode == -9  # SIGKILL mid-epoch 3 (steps 40-59)
-    assert (interrupted / "checkpoints" / "last.ckpt").exists() and not (
-        interrupted / "metrics.json"
-    ).exists()
+    assert (interrupted / "checkpoints" / "last.ckpt").exists() and not (interrupted / "metrics.json").exists()
     run_cli([*args, f"hydra.run.dir={interrupted}"], cwd=tmp_path)  # the same command again
     assert read_metrics(interrupted) == pytest.approx(read_metrics(tmp_path / "whole"), rel=1e-5, abs=1e-5)
 

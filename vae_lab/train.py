@@ -54,9 +54,7 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"warmup={cfg.warmup}: the β warm-up length must be >= 0 epochs")
     for key in ("iw_samples_val", "iw_samples_test"):
         if cfg.eval[key] < 0:
-            raise ConfigError(
-                f"eval.{key}={cfg.eval[key]}: must be >= 0 (0 skips the importance-sampled NLL)"
-            )
+            raise ConfigError(f"eval.{key}={cfg.eval[key]}: must be >= 0 (0 skips the importance-sampled NLL)")
     if cfg.eval.iw_chunk_size < 1:
         raise ConfigError(f"eval.iw_chunk_size={cfg.eval.iw_chunk_size}: must be a positive integer")
     if cfg.eval_ckpt not in ("best", "last"):

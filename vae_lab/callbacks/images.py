@@ -19,14 +19,10 @@ def image_grid(
     rows = math.ceil(n / columns)
     h, w = image_shape
     grid = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad), 255, dtype=np.uint8)
-    tiles = (
-        (images.detach().float().cpu().clamp(0, 1).reshape(n, h, w).numpy() * 255).round().astype(np.uint8)
-    )
+    tiles = (images.detach().float().cpu().clamp(0, 1).reshape(n, h, w).numpy() * 255).round().astype(np.uint8)
     for i, tile in enumerate(tiles):
         r, c = divmod(i, columns)
-        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = (
-            tile
-        )
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = tile
     return grid
 
 

@@ -59,9 +59,7 @@ class MediaLogger(L.Callback):
             return
         epoch = trainer.current_epoch
         if (epoch + 1) % self.every_n_epochs == 0:
-            self._emit(
-                trainer, pl_module, f"epoch{epoch:04d}", self._first_batch(trainer.datamodule.splits.valid)
-            )
+            self._emit(trainer, pl_module, f"epoch{epoch:04d}", self._first_batch(trainer.datamodule.splits.valid))
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         if trainer.fast_dev_run:

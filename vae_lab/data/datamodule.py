@@ -103,9 +103,7 @@ class TensorDataModule(L.LightningDataModule):
         if self.splits is not None:
             return
         splits = self.loader(root=self.root)
-        device = (
-            self.trainer.strategy.root_device if (self.trainer and self.to_device) else torch.device("cpu")
-        )
+        device = self.trainer.strategy.root_device if (self.trainer and self.to_device) else torch.device("cpu")
         for name, limit in self.limits.items():
             tensor = getattr(splits, name)
             if limit is not None:

@@ -19,12 +19,8 @@ NO_DOWNLOAD_ENV = "VAE_LAB_NO_DOWNLOAD"  # set to 1 to never touch the network
 
 _MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 _FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
-_ARM_URL = (
-    "https://raw.githubusercontent.com/mingzhang-yin/ARM-gradient/9b5f74da4e4009c5556e8d7a87c88c8e291c253d/"
-)
-_VAMP_URL = (
-    "https://raw.githubusercontent.com/jmtomczak/vae_vampprior/bb6ff3e58036adbea448e82d7bc55593d605b52c/"
-)
+_ARM_URL = "https://raw.githubusercontent.com/mingzhang-yin/ARM-gradient/9b5f74da4e4009c5556e8d7a87c88c8e291c253d/"
+_VAMP_URL = "https://raw.githubusercontent.com/jmtomczak/vae_vampprior/bb6ff3e58036adbea448e82d7bc55593d605b52c/"
 
 
 class DataFileError(RuntimeError):
@@ -85,9 +81,7 @@ _register(
     f"{_VAMP_URL}datasets/Freyfaces/",
 )
 # Derived once from freyfaces.pkl with a restricted unpickler (see images.load_frey); no URL.
-_register(
-    "frey_faces", {"freyfaces_uint8.npy": "13a0cd943fe56c8a2f4c05bc670b097ae2fda4f9d3a0d5215277712ac02f12e6"}
-)
+_register("frey_faces", {"freyfaces_uint8.npy": "13a0cd943fe56c8a2f4c05bc670b097ae2fda4f9d3a0d5215277712ac02f12e6"})
 _register(
     "ptb",
     {

@@ -78,8 +78,7 @@ def _read_mat_x(path) -> np.ndarray:
 def load_mnist_static(root=None) -> Splits:
     """Larochelle's statically binarised MNIST, 50k / 10k / 10k."""
     split = {
-        s: _read_mat_x(fetch(f"binarized_mnist/binarized_mnist_{s}.mat", root))
-        for s in ("train", "valid", "test")
+        s: _read_mat_x(fetch(f"binarized_mnist/binarized_mnist_{s}.mat", root)) for s in ("train", "valid", "test")
     }
     as_float = lambda a: torch.from_numpy(a.astype(np.float32))  # noqa: E731
     return Splits(as_float(split["train"]), as_float(split["valid"]), as_float(split["test"]), (28, 28))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import gzip
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,7 +149,11 @@ class TextSplits:
 
 
 def load_text_corpus(
-    root=None, folder: str = "ptb", pattern: str = "ptb.{split}.txt", vocab_size: int = 10000, unk_token="<unk>"
+    root=None,
+    folder: str = "ptb",
+    pattern: str = "ptb.{split}.txt",
+    vocab_size: int = 10000,
+    unk_token="<unk>",
 ) -> TextSplits:
     """Sentence-per-line corpus; the vocabulary is built from the training split."""
     sentences = {s: read_sentences(locate(f"{folder}/{pattern.format(split=s)}", root)) for s in SPLITS}
@@ -195,10 +199,6 @@ class BucketBatches(IndexBatches):
 
 class TextDataModule(TensorDataModule):
     """``TensorDataModule`` for sentence corpora: ragged splits, length-bucketed batches."""
-
-    def __init__(self, loader: Callable[..., TextSplits], **kwargs):
-        kwargs.pop("dynamic_binarization", None)
-        super().__init__(loader, **kwargs)
 
     @property
     def vocabulary(self) -> Vocabulary:

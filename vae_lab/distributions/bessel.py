@@ -146,9 +146,7 @@ def _debye(nu: torch.Tensor, kappa: torch.Tensor) -> tuple[torch.Tensor, torch.T
     # d/dκ κ/(ν+s) = ν/(s(ν+s)), d/dκ κ/s² = (ν−κ)(ν+κ)/s⁴, d/dκ P = −(κ/s²) t P'(t).
     t_p_derivative = (t_squared_derivative * (1 + series) - t_series_derivative**2) / (1 + series) ** 2
     ratio_derivative = (
-        nu / (s * (s + nu))
-        - (nu - kappa) * (nu + kappa) / s**4 * (0.5 + p)
-        + kappa_over_s_sq**2 * t_p_derivative
+        nu / (s * (s + nu)) - (nu - kappa) * (nu + kappa) / s**4 * (0.5 + p) + kappa_over_s_sq**2 * t_p_derivative
     )
     return log_rho, ratio, ratio_derivative
 

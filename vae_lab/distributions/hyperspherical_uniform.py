@@ -87,9 +87,7 @@ class HypersphericalUniform(Distribution):
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
             self._validate_sample(value)
-        return torch.full(
-            value.shape[:-1], -log_sphere_surface_area(self.dim), dtype=value.dtype, device=value.device
-        )
+        return torch.full(value.shape[:-1], -log_sphere_surface_area(self.dim), dtype=value.dtype, device=value.device)
 
     def entropy(self) -> torch.Tensor:
         return torch.tensor(log_sphere_surface_area(self.dim), dtype=self.dtype, device=self.device)

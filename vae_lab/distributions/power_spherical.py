@@ -80,10 +80,7 @@ class PowerSpherical(Distribution):
         """log C(κ, m) = (α+β) log 2 + β log π + log Γ(α) − log Γ(α+β)."""
         alpha, beta = self._alpha, self._beta
         return (
-            (alpha + beta) * math.log(2)
-            + beta * math.log(math.pi)
-            + torch.lgamma(alpha)
-            - torch.lgamma(alpha + beta)
+            (alpha + beta) * math.log(2) + beta * math.log(math.pi) + torch.lgamma(alpha) - torch.lgamma(alpha + beta)
         )
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:

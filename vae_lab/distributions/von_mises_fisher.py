@@ -126,9 +126,7 @@ def householder_e1_to(loc: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return -sign * (x - u * (2 * (u * x).sum(-1, keepdim=True) / u_sq))
 
 
-def rotate_from_e1(
-    loc: torch.Tensor, w: torch.Tensor, radius: torch.Tensor, noise: torch.Tensor
-) -> torch.Tensor:
+def rotate_from_e1(loc: torch.Tensor, w: torch.Tensor, radius: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """T_μ (w, radius · v̂) with v̂ = noise/‖noise‖ and T_μ the map of :func:`householder_e1_to`.
 
     With noise ~ N(0, I_{m−1}), v̂ is uniform on S^{m−2}, so this turns a draw of the cosine w = μ·z
@@ -142,9 +140,7 @@ def rotate_from_e1(
     tangential = radius * torch.linalg.vecdot(mu_rest, noise) / noise_norm  # radius · (μ₂:·v̂)
     first = mu_first * w + tangential
     along_mu_rest = w + sign * tangential / (1 + sign * mu_first)
-    rest = torch.addcmul(
-        mu_rest * along_mu_rest.unsqueeze(-1), noise, (-sign * radius / noise_norm).unsqueeze(-1)
-    )
+    rest = torch.addcmul(mu_rest * along_mu_rest.unsqueeze(-1), noise, (-sign * radius / noise_norm).unsqueeze(-1))
     return torch.cat([first.unsqueeze(-1), rest], dim=-1)
 
 

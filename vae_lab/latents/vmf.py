@@ -23,9 +23,7 @@ from vae_lab.latents.base import LatentFamily, PosteriorFn
 class SphericalLatent(LatentFamily):
     """Mean direction μ = normalise(Linear(h)); concentration learned or fixed."""
 
-    def __init__(
-        self, in_features: int, latent_dim: int, kappa: float | None = None, kappa_floor: float = 1.0
-    ):
+    def __init__(self, in_features: int, latent_dim: int, kappa: float | None = None, kappa_floor: float = 1.0):
         name = type(self).__name__
         if latent_dim < 2:
             raise ValueError(
@@ -72,9 +70,7 @@ class VonMisesFisherLatent(SphericalLatent):
         self.grad_correction = grad_correction
 
     def distribution(self, loc: torch.Tensor, kappa: torch.Tensor) -> Distribution:
-        return VonMisesFisher(
-            loc, kappa, grad_correction=self.grad_correction and self.kappa_head is not None
-        )
+        return VonMisesFisher(loc, kappa, grad_correction=self.grad_correction and self.kappa_head is not None)
 
     def gradient_correction(self, q: Distribution, sample_loss: torch.Tensor) -> torch.Tensor | None:
         return q.grad_correction_surrogate(sample_loss) if self.grad_correction else None

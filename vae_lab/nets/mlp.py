@@ -28,9 +28,7 @@ class GatedMLP(nn.Module):
     def __init__(self, in_features: int, hidden: int = 300, layers: int = 2):
         super().__init__()
         if layers < 1 or hidden < 1:
-            raise ValueError(
-                f"GatedMLP needs layers >= 1 and hidden >= 1, got layers={layers}, hidden={hidden}"
-            )
+            raise ValueError(f"GatedMLP needs layers >= 1 and hidden >= 1, got layers={layers}, hidden={hidden}")
         widths = [in_features] + [hidden] * layers
         self.net = nn.Sequential(*(GatedDense(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)))
         self.out_features = hidden
