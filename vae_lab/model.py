@@ -104,9 +104,16 @@ class VAEModule(L.LightningModule):
             loss = loss + correction.mean()  # zero in value; fixes the gradient
         if not torch.isfinite(loss):
             self._stop_on_non_finite(log_px, divergence)
-        self.log("train/loss", loss, prog_bar=True)
-        self.log_dict({"train/recon": -log_px.mean(), "train/kl": divergence.mean(), "train/beta": beta})
+        if self._logs_this_step():
+            self.log("train/loss", loss, prog_bar=True)
+            self.log_dict({"train/recon": -log_px.mean(), "train/kl": divergence.mean(), "train/beta": beta})
         return loss
+
+    def _logs_this_step(self) -> bool:
+        """Only on the steps the loggers write: each ``self.log`` costs ~0.5 ms of Lightning
+        bookkeeping, a sizeable share of a small model's step on the CPU."""
+        connector = getattr(self._trainer, "_logger_connector", None)
+        return getattr(connector, "should_update_logs", True)
 
     def _stop_on_non_finite(self, log_px: torch.Tensor, divergence: torch.Tensor) -> None:
         terms = {
