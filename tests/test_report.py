@@ -117,3 +117,31 @@ def test_cli_refuses_a_folder_without_jobs(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path / "missing")])
     assert "not a folder" in capsys.readouterr().err
+
+
+def make_text_job(folder: Path, num: int, data: str, kappa=None, metrics=None, failed=False):
+    job = folder / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    target = "vae_lab.latents.vmf.VonMisesFisherLatent" if kappa else "vae_lab.latents.gaussian.GaussianLatent"
+    config = {
+        "latent": 50,
+        "seed": 0,
+        "data": {"name": data, "bits_per_dim": False, "metrics": {"_target_": "vae_lab.metrics.text.text_metrics"}},
+        "prior": {"_target_": target, **({"kappa": kappa} if kappa else {})},
+    }
+    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    if metrics is not None:
+        (job / "metrics.json").write_text(json.dumps({"metrics": metrics, "epochs": 2, "steps": 40}))
+    if failed:
+        (job / "failure.json").write_text(json.dumps({"error": "RuntimeError: boom"}))
+
+
+def test_text_jobs_get_the_text_metrics_table(tmp_path):
+    sweep = tmp_path / "text"
+    m = {"test/ppl_elbo": 120.5, "test/ppl": 110.25, "test/nll": 90.0, "test/kl": 3.5, "test/mi": 1.25}
+    make_text_job(sweep, 0, "ptb", metrics={**m, "test/active_units": 7.0})
+    make_text_job(sweep, 1, "ptb", kappa=80, failed=True)
+    markdown = report([sweep])
+    assert "| ptb | Gaussian | 0 | 2 ep / 40 steps | 120.50 | 110.25 | 90.00 | 3.50 | 1.25 | 7.00 | 98 |" in markdown
+    assert "| ptb | VonMisesFisher κ=80 | 0 | failed | – | – | – | – | – | – | 98 |" in markdown
+    assert (sweep / "report_text.csv").exists() and not (sweep / "report.csv").exists()

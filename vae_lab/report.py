@@ -23,6 +23,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from vae_lab.callbacks.figures import LOG_LIKELIHOODS_FILE
+from vae_lab.report_text import is_text_job, text_row, text_table, write_text_csv
 
 FAILURE_FILES = ("failure.json", "error.txt")
 PRIOR_TITLES = {"gauss": "standard", "vamp": "VampPrior"}
@@ -100,11 +101,15 @@ def read_job(job_dir: Path) -> Job:
     )
 
 
-def find_jobs(folders: list[Path]) -> list[Job]:
+def job_folders(folders: list[Path]) -> list[Path]:
     dirs = sorted({p.parent.parent for folder in folders for p in folder.rglob(".hydra/config.yaml")})
     if not dirs:
         raise SystemExit(f"no job folders (with .hydra/config.yaml) under {', '.join(map(str, folders))}")
-    return [read_job(d) for d in dirs]
+    return dirs
+
+
+def find_jobs(folders: list[Path]) -> list[Job]:
+    return [read_job(d) for d in job_folders(folders)]
 
 
 @dataclass
@@ -337,18 +342,25 @@ def plot_log_likelihoods(path: Path, jobs: list[Job]) -> bool:
 
 
 def report(folders: list[Path], reference: bool = False, out: Path | None = None) -> str:
-    jobs = find_jobs(folders)
-    tables = build_tables(jobs)
-    markdown = "\n".join(to_markdown(t, reference) for t in tables)
-    status = {s: sum(j.status == s for j in jobs) for s in ("ok", "failed", "unfinished")}
-    counts = ", ".join(f"{n} {'finished' if s == 'ok' else s}" for s, n in status.items())
-    markdown += f"\n{len(jobs)} jobs: {counts}.\n"
+    configs = {d: OmegaConf.load(d / ".hydra" / "config.yaml") for d in job_folders(folders)}
+    text_rows = [text_row(d, cfg) for d, cfg in configs.items() if is_text_job(cfg)]
+    jobs = [read_job(d) for d, cfg in configs.items() if not is_text_job(cfg)]
     out = out or folders[0]
     out.mkdir(parents=True, exist_ok=True)
+    markdown = ""
+    if jobs:  # image data: the VampPrior paper's layout
+        tables = build_tables(jobs)
+        markdown = "\n".join(to_markdown(t, reference) for t in tables)
+        status = {s: sum(j.status == s for j in jobs) for s in ("ok", "failed", "unfinished")}
+        counts = ", ".join(f"{n} {'finished' if s == 'ok' else s}" for s, n in status.items())
+        markdown += f"\n{len(jobs)} jobs: {counts}.\n"
+        write_csv(out / "report.csv", tables)
+        plot_tables(out / "report.png", tables, reference)
+        plot_log_likelihoods(out / "log_likelihoods.png", jobs)
+    if text_rows:  # text data: Xu & Durrett's metrics, one row per job
+        markdown += ("\n" if markdown else "") + text_table(text_rows)
+        write_text_csv(out / "report_text.csv", text_rows)
     (out / "report.md").write_text(markdown)
-    write_csv(out / "report.csv", tables)
-    plot_tables(out / "report.png", tables, reference)
-    plot_log_likelihoods(out / "log_likelihoods.png", jobs)
     return markdown
 
 
