@@ -57,8 +57,12 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict:
             [
                 *overrides,
                 "logger=[]",
-                "callbacks=[]",
                 "+trainer.enable_checkpointing=false",
+                # Only the progress bar of the default callbacks: the others act at epoch ends.
+                "~callbacks.model_checkpoint",
+                "~callbacks.media",
+                "~callbacks.report_figures",
+                "~callbacks.data_init",
                 "+trainer.limit_val_batches=0",
                 f"+trainer.max_steps={steps + warmup}",
                 "trainer.max_epochs=1000",

@@ -12,8 +12,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
-from tests.conftest import CONF_DIR, compose_config
+from tests.conftest import compose_config
 from vae_lab.callbacks.data_init import DataDependentInit
+from vae_lab.config import CONF_DIR
 from vae_lab.distributions.gaussian_mixture import DiagonalGaussianMixture
 from vae_lab.latents.vamp import VampPriorLatent
 from vae_lab.likelihoods import BernoulliLikelihood, DiscretizedLogisticLikelihood
