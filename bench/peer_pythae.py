@@ -24,13 +24,13 @@ import importlib.metadata
 import json
 import logging
 import os
-import platform
 import statistics
 import tempfile
 import time
 
 import numpy as np
 import torch
+from matmul_rate import cpu_model  # sibling script (bench/ is on sys.path when run as a script)
 from pythae.data.datasets import BaseDataset
 from pythae.models import VAE, VAMP, VAEConfig, VAMPConfig
 from pythae.models.base.base_utils import ModelOutput
@@ -242,17 +242,6 @@ def bench_nll(kind: str, x: torch.Tensor, n_samples: int, no_grad: bool) -> dict
 
 
 # --- driver ----------------------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -112,3 +112,12 @@ def test_cli_rejects_a_one_dimensional_sphere(tmp_path):
     result = run_cli(["prior=vmf", "latent=1", "data=synthetic"], cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert "needs latent >= 2" in result.stderr
+
+
+@pytest.mark.parametrize(("data", "kappa"), [("mnist", None), ("ptb", 80), ("20ng", 100)])
+def test_vmf_concentration_defaults_follow_the_data(tmp_path, data, kappa):
+    """Images: learned κ (S-VAE). Text: Xu & Durrett's fixed κ, still overridable."""
+    from vae_lab.config import compose_train_config
+
+    assert compose_train_config(["prior=vmf", f"data={data}"], tmp_path).prior.kappa == kappa
+    assert compose_train_config(["prior=vmf", f"data={data}", "prior.kappa=35"], tmp_path).prior.kappa == 35
