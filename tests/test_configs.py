@@ -60,3 +60,10 @@ def test_option_composes_and_runs_fast_dev_run(group, option, tmp_path, monkeypa
     assert {"val/neg_elbo", "test/neg_elbo", "test/nll"} <= set(metrics)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["metrics"] == pytest.approx(metrics)
+
+
+@pytest.mark.parametrize(("data", "samples"), [("mnist", 5000), ("frey", 5000), ("ptb", 500), ("20ng", 500)])
+def test_default_test_importance_samples_follow_the_papers(tmp_path, data, samples):
+    cfg = compose_config([f"data={data}"], tmp_path)
+    assert cfg.model.iw_samples_test == samples
+    assert compose_config([f"data={data}", "eval.iw_samples_test=9"], tmp_path).model.iw_samples_test == 9
