@@ -163,18 +163,6 @@ def test_rejection_sampler_raises_instead_of_returning_garbage():
 # --- densities, entropy, KL -------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def sphere_quadrature() -> tuple[torch.Tensor, torch.Tensor]:
-    """Points on S² and weights: Gauss-Legendre in cos θ × trapezoid (spectral) in φ."""
-    nodes, weights = np.polynomial.legendre.leggauss(200)
-    n_phi = 400
-    cos_t = torch.tensor(nodes)[:, None].expand(-1, n_phi)
-    sin_t = torch.sqrt(1 - cos_t**2)
-    phi = torch.linspace(0, 2 * math.pi, n_phi + 1, dtype=torch.float64)[:-1].expand_as(cos_t)
-    points = torch.stack([sin_t * torch.cos(phi), sin_t * torch.sin(phi), cos_t], dim=-1)
-    return points, torch.tensor(weights)[:, None].expand(-1, n_phi) * (2 * math.pi / n_phi)
-
-
 @pytest.mark.parametrize("kappa", [1e-3, 1.0, 10.0, 60.0])
 def test_log_prob_integrates_to_one_on_s2(sphere_quadrature, kappa):
     """μ is a generic direction, not the pole of the quadrature grid."""
