@@ -46,7 +46,7 @@ def test_20ng_selects_the_bag_of_words_parts(tmp_path):
 )
 def test_vmf_text_experiment_sets_the_xu_durrett_protocol_per_dataset(tmp_path, data, prior, latent, lr, clip, kappa):
     cfg = compose_config(["experiment=vmf_text", f"data={data}", f"prior={prior}"], tmp_path)
-    assert (cfg.latent, cfg.optimizer.lr, cfg.trainer.gradient_clip_val) == (latent, lr, clip)
+    assert (cfg.latent, cfg.optimizer.lr, cfg.grad_clip) == (latent, lr, clip)
     assert cfg.optimizer._target_ == "torch.optim.SGD"
     assert cfg.prior.get("kappa") == kappa
 

@@ -59,6 +59,22 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"eval.iw_chunk_size={cfg.eval.iw_chunk_size}: must be a positive integer")
     if cfg.eval_ckpt not in ("best", "last"):
         raise ConfigError(f"eval_ckpt={cfg.eval_ckpt}: expected 'best' or 'last'")
+    if not isinstance(cfg.compile, bool):
+        raise ConfigError(f"compile={cfg.compile}: expected true or false")
+    if cfg.grad_clip is not None and not (isinstance(cfg.grad_clip, int | float) and cfg.grad_clip > 0):
+        raise ConfigError(f"grad_clip={cfg.grad_clip}: the gradient-norm limit must be a number > 0, or null")
+    # VAEModule steps its optimiser itself (manual optimisation), where Lightning's own
+    # clipping and accumulation are unavailable: point to the equivalent instead.
+    if cfg.trainer.get("gradient_clip_val") is not None:
+        raise ConfigError(
+            f"trainer.gradient_clip_val={cfg.trainer.gradient_clip_val}: use grad_clip={cfg.trainer.gradient_clip_val} "
+            "instead (the model clips its own gradients)"
+        )
+    if cfg.trainer.get("accumulate_grad_batches", 1) != 1:
+        raise ConfigError(
+            f"trainer.accumulate_grad_batches={cfg.trainer.accumulate_grad_batches}: not supported; "
+            "raise data.module.batch_size instead (or use more processes, trainer=ddp)"
+        )
 
 
 def pin_ddp_children_to_this_job(output_dir: Path) -> None:
