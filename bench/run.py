@@ -4,7 +4,11 @@ Each measurement is a standalone script writing JSON under bench/out/; peers run
 separate benchmark environment .venv-bench (bench/peer_env.sh), ours in .venv. Running them in
 one go on the same machine state is what makes the ratios meaningful.
 
-    python bench/run.py [--only train vamp vmf text] [--quick]
+This VM's speed drifts by up to ±30 % over minutes (other tenants), so the Gaussian-VAE
+comparison runs in interleaved rounds (ours, pythae, ours with other options, ...) and the
+headline is the median over rounds of the ratio within each round.
+
+    python bench/run.py [--only train vamp vmf text] [--quick] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -23,15 +28,24 @@ OURS = sys.executable
 PEER = str(BENCH.parent / ".venv-bench" / "bin" / "python")
 
 
-def suites(quick: bool) -> dict[str, list[tuple[str, list[str]]]]:
+# The default model (gated MLP 300, latent 40, batch 100) with each speed option; name -> overrides.
+TRAIN_VARIANTS = {
+    "train_ours": [],
+    "train_ours_compile": ["compile=true"],
+    "train_ours_bf16": ["trainer.precision=bf16-mixed"],
+    "train_ours_bf16_compile": ["trainer.precision=bf16-mixed", "compile=true"],
+}
+
+
+def suites(quick: bool, rounds: int) -> dict[str, list[tuple[str, list[str]]]]:
     steps = ["--steps", "100"] if quick else []
+    train = [("matmul_rate", [OURS, "matmul_rate.py"])]
+    for r in range(rounds):
+        variants = [(f"{name}_r{r}", [OURS, "train_ours.py", *steps, *o]) for name, o in TRAIN_VARIANTS.items()]
+        # pythae right after our default run: the pair shares the machine's state of the moment.
+        train += [variants[0], (f"peer_vae_r{r}", [PEER, "peer_pythae.py", "vae", *steps]), *variants[1:]]
     return {
-        "train": [
-            ("matmul_rate", [OURS, "matmul_rate.py"]),
-            ("train_ours", [OURS, "train_ours.py", *steps]),
-            ("train_ours_bf16", [OURS, "train_ours.py", *steps, "trainer.precision=bf16-mixed"]),
-            ("peer_vae", [PEER, "peer_pythae.py", "vae", *steps]),
-        ],
+        "train": train,
         "vamp": [
             ("vamp_ours", [OURS, "vamp_ours.py", *steps]),
             ("peer_vamp", [PEER, "peer_pythae.py", "vamp", "nll", *steps]),
@@ -113,24 +127,53 @@ def _vmf_lines(data: dict | None) -> list[str]:
     return lines
 
 
+def by_round(results: dict[str, dict | None], name: str, *keys) -> list[float | None]:
+    """``keys`` of ``name_r0``, ``name_r1``, ... in round order (None where a run failed)."""
+    rounds = sorted((k for k in results if k.startswith(f"{name}_r")), key=lambda k: int(k.rsplit("_r", 1)[1]))
+    return [dig(results[k], *keys) for k in rounds]
+
+
+def median_and_range(values: list[float | None]) -> tuple[float | None, str]:
+    values = [v for v in values if v]
+    if not values:
+        return None, "n/a"
+    return statistics.median(values), f"{min(values):,.2f}-{max(values):,.2f}"
+
+
+def _train_lines(results: dict[str, dict | None]) -> list[str]:
+    peer = by_round(results, "peer_vae", "vae", "trainer", "samples_per_s")
+    if not any(by_round(results, "train_ours", "samples_per_s")):
+        return []
+    peer_bare = by_round(results, "peer_vae", "vae", "bare_loop", "samples_per_s")
+    lines = [
+        f"Gaussian VAE (gated MLP 300, latent 40, batch 100, dynamic MNIST), training samples/s, "
+        f"median of {len(peer)} interleaved rounds:",
+        f"  pythae 0.1.2 trainer {median_and_range(peer)[0] or 0:,.0f} "
+        f"(its bare loop {median_and_range(peer_bare)[0] or 0:,.0f})",
+    ]
+    for name in TRAIN_VARIANTS:
+        ours = by_round(results, name, "samples_per_s")
+        ratios = [o / p if o and p else None for o, p in zip(ours, peer, strict=False)]
+        mid, spread = median_and_range(ratios)
+        options = " ".join(TRAIN_VARIANTS[name]) or "defaults (fp32)"
+        target = " (target >= 1.5x)" if name == "train_ours" else ""
+        lines.append(
+            f"  vae_lab {options}: {median_and_range(ours)[0] or 0:,.0f} -> "
+            f"{f'{mid:.2f}x' if mid else 'n/a'} pythae{target}, per round {spread}"
+        )
+    return lines
+
+
 def summary(results: dict[str, dict | None]) -> list[str]:
-    lines = []
+    lines = _train_lines(results)
     matmul = dig(results.get("matmul_rate"), "results", default=[])
     peak = max((r["gflops"] for r in matmul if r["dtype"] == "float32"), default=None)
-    ours = dig(results.get("train_ours"), "samples_per_s")
-    if ours:
-        bf16 = dig(results.get("train_ours_bf16"), "samples_per_s")
-        peer = dig(results.get("peer_vae"), "vae", "trainer", "samples_per_s")
-        peer_bare = dig(results.get("peer_vae"), "vae", "bare_loop", "samples_per_s")
-        achieved = dig(results.get("train_ours"), "achieved_gflops")
-        lines += [
-            "Gaussian VAE (gated MLP 300, latent 40, batch 100, dynamic MNIST), training samples/s:",
-            f"  vae_lab fp32 {ours:,.0f} | bf16-mixed {bf16 or 0:,.0f} | pythae trainer {peer or 0:,.0f} "
-            f"| pythae bare loop {peer_bare or 0:,.0f}",
-            f"  vae_lab / pythae trainer: {ratio(ours, peer)} (target >= 1.5x); bf16: {ratio(bf16, peer)}",
-            f"  matmul peak fp32 {peak or 0:.0f} GFLOP/s; training step achieves {achieved or 0:.1f} GFLOP/s "
-            f"= {100 * (achieved or 0) / (peak or float('inf')):.0f}% of it",
-        ]
+    achieved = median_and_range(by_round(results, "train_ours", "achieved_gflops"))[0]
+    if achieved and peak:
+        lines.append(
+            f"  matmul peak fp32 {peak:.0f} GFLOP/s; the default fp32 step achieves {achieved:.1f} GFLOP/s "
+            f"= {100 * achieved / peak:.0f}% of it"
+        )
     lines += _vamp_lines(results.get("vamp_ours"), results.get("peer_vamp"))
     lines += _vmf_lines(results.get("vmf_sampling"))
     text = results.get("text_lstm")
@@ -150,19 +193,22 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=["train", "vamp", "vmf", "text"])
     parser.add_argument("--quick", action="store_true", help="fewer timed steps")
     parser.add_argument("--summary-only", action="store_true", help="re-print the summary of bench/out/*.json")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the training comparison")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds {args.rounds}: needs at least one round")
     OUT.mkdir(exist_ok=True)
     print(f"load average at start: {os.getloadavg()} (ratios need a quiet machine)")
-    results = {}
-    for suite, jobs in suites(args.quick).items():
-        if args.only and suite not in args.only:
-            continue
-        for name, command in jobs:
-            if args.summary_only:
-                saved = OUT / f"{name}.json"
-                results[name] = json.loads(saved.read_text()) if saved.exists() else None
-            else:
-                results[name] = run(name, command)
+    if args.summary_only:  # every saved result, whatever rounds the last run had
+        results = {f.stem: json.loads(f.read_text()) for f in sorted(OUT.glob("*.json")) if f.stem != "summary"}
+    else:
+        results = {}
+        if not args.only or "train" in args.only:  # rounds left from a longer earlier run would mix in
+            for stale in [*OUT.glob("train_ours*_r*.json"), *OUT.glob("peer_vae_r*.json")]:
+                stale.unlink()
+        for suite, jobs in suites(args.quick, args.rounds).items():
+            if not args.only or suite in args.only:
+                results |= {name: run(name, command) for name, command in jobs}
     print("\n=== summary (details in bench/out/*.json)")
     for line in summary(results):
         print(line)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -23,21 +24,29 @@ import torch
 from vae_lab.config import compose_train_config
 from vae_lab.train import build
 
+WINDOW = 50  # steps per timing window, as in peer_pythae.py
+
 
 class StepTimer(L.Callback):
-    """Wall time of training steps after ``warmup`` steps (first steps pay one-off costs)."""
+    """Wall time of training steps after ``warmup`` steps (first steps pay one-off costs,
+    compilation included with ``compile=true``); keeps every step's end time for windows."""
 
     def __init__(self, warmup: int):
-        self.warmup, self.start, self.steps = warmup, None, 0
+        self.warmup, self.start, self.steps, self.ends = warmup, None, 0, []
 
     def on_train_batch_start(self, trainer, *args):
-        if trainer.global_step == self.warmup:
+        if trainer.global_step == self.warmup and self.start is None:
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, *args):
         if self.start is not None:
             self.steps += 1
-            self.elapsed = time.perf_counter() - self.start
+            self.ends.append(time.perf_counter())
+            self.elapsed = self.ends[-1] - self.start
+
+    def window_rates(self, batch: int) -> list[float]:
+        ends = [self.start, *self.ends]
+        return [WINDOW * batch / (ends[i + WINDOW] - ends[i]) for i in range(0, len(ends) - WINDOW, WINDOW)]
 
 
 def linear_flops_per_example(model: torch.nn.Module, first_layer: torch.nn.Linear | None) -> int:
@@ -78,11 +87,14 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict:
     first = next(m for m in model.encoder.modules() if isinstance(m, torch.nn.Linear))
     flops = linear_flops_per_example(model, first)
     samples_per_s = timer.steps * batch / timer.elapsed
+    windows = timer.window_rates(batch) or [samples_per_s]
     return {
         "overrides": overrides,
         "steps_timed": timer.steps,
         "batch_size": batch,
         "samples_per_s": samples_per_s,
+        "best_window_samples_per_s": max(windows),
+        "median_window_samples_per_s": statistics.median(windows),
         "matmul_gflop_per_example": flops / 1e9,
         "achieved_gflops": samples_per_s * flops / 1e9,
         "threads": torch.get_num_threads(),
