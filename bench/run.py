@@ -8,7 +8,7 @@ This VM's speed drifts by up to ±30 % over minutes (other tenants), so the Gaus
 comparison runs in interleaved rounds (ours, pythae, ours with other options, ...) and the
 headline is the median over rounds of the ratio within each round.
 
-    python bench/run.py [--only train vamp vmf text] [--quick] [--rounds 3]
+    python bench/run.py [--only train vamp vmf text] [--quick] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=["train", "vamp", "vmf", "text"])
     parser.add_argument("--quick", action="store_true", help="fewer timed steps")
     parser.add_argument("--summary-only", action="store_true", help="re-print the summary of bench/out/*.json")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the training comparison")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the training comparison")
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error(f"--rounds {args.rounds}: needs at least one round")
