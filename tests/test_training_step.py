@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+
 import lightning as L
 import pytest
 import torch
 
 from tests.conftest import compose_config
+from vae_lab.callbacks.gc_freeze import FreezeHeapDuringFit
 from vae_lab.train import build
 
 SMALL = ["data=synthetic", "eval.iw_samples_val=0", "eval.iw_samples_test=0", "logger=[]"]
@@ -96,3 +99,16 @@ def test_compiled_training_terms_equal_eager_values_and_gradients(tmp_path):
     torch.testing.assert_close(kl_c, kl_e, rtol=1e-4, atol=1e-4)
     for a, b in zip(g_c, g_e, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+class FreezeProbe(L.Callback):
+    def on_train_batch_end(self, *args):
+        self.frozen = gc.get_freeze_count()
+
+
+def test_setup_objects_are_frozen_while_fitting_and_released_after(tmp_path):
+    datamodule, model = _model(tmp_path)
+    probe = FreezeProbe()
+    _fit(model, datamodule, steps=2, callbacks=[FreezeHeapDuringFit(), probe])
+    assert probe.frozen > 10_000  # the modules, configs and tensors of the setup
+    assert gc.get_freeze_count() == 0  # a next job in this process can collect them
