@@ -32,7 +32,7 @@ class StepTimer(L.Callback):
     compilation included with ``compile=true``); keeps every step's end time for windows."""
 
     def __init__(self, warmup: int):
-        self.warmup, self.start, self.steps, self.ends = warmup, None, 0, []
+        self.warmup, self.start, self.ends = warmup, None, []
 
     def on_train_batch_start(self, trainer, *args):
         if trainer.global_step == self.warmup and self.start is None:
@@ -40,9 +40,7 @@ class StepTimer(L.Callback):
 
     def on_train_batch_end(self, trainer, *args):
         if self.start is not None:
-            self.steps += 1
             self.ends.append(time.perf_counter())
-            self.elapsed = self.ends[-1] - self.start
 
     def window_rates(self, batch: int) -> list[float]:
         ends = [self.start, *self.ends]
@@ -86,11 +84,11 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict:
     batch = cfg.data.module.batch_size
     first = next(m for m in model.encoder.modules() if isinstance(m, torch.nn.Linear))
     flops = linear_flops_per_example(model, first)
-    samples_per_s = timer.steps * batch / timer.elapsed
+    samples_per_s = len(timer.ends) * batch / (timer.ends[-1] - timer.start)
     windows = timer.window_rates(batch) or [samples_per_s]
     return {
         "overrides": overrides,
-        "steps_timed": timer.steps,
+        "steps_timed": len(timer.ends),
         "batch_size": batch,
         "samples_per_s": samples_per_s,
         "best_window_samples_per_s": max(windows),
