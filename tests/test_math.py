@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
@@ -107,23 +108,41 @@ def test_active_units_counts_dimensions_with_variance_above_threshold():
     assert metric.compute().item() == 2  # variances 1, 0.04 pass; 0.0025 and 0 do not
 
 
-def test_adam_normgrad_equals_adam_on_normalised_gradients():
+@pytest.mark.parametrize("fused", [False, True])  # the CPU default is fused
+def test_adam_normgrad_equals_adam_on_normalised_gradients(fused):
     torch.manual_seed(0)
-    a = torch.nn.Linear(5, 3)
-    b = torch.nn.Linear(5, 3)
+    a = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Linear(4, 3))
+    b = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Linear(4, 3))
     b.load_state_dict(a.state_dict())
-    opt_a, opt_b = AdamNormGrad(a.parameters(), lr=0.1), torch.optim.Adam(b.parameters(), lr=0.1)
+
+    def groups(model):  # two groups with their own settings, as a user may configure them
+        return [{"params": model[0].parameters()}, {"params": model[1].parameters(), "lr": 0.03, "weight_decay": 0.1}]
+
+    opt_a = AdamNormGrad(groups(a), lr=0.1, fused=fused)
+    opt_b = torch.optim.Adam(groups(b), lr=0.1)
     x = torch.randn(7, 5)
-    for _ in range(3):
+    for step in range(4):
         for model, opt in ((a, opt_a), (b, opt_b)):
             opt.zero_grad()
             (model(x) ** 2).sum().mul(37.0).backward()
+        a[0].bias.grad.zero_()  # an all-zero gradient must stay zero, not become NaN
+        b[0].bias.grad.zero_()
         for p in b.parameters():
-            p.grad /= p.grad.norm()
+            p.grad /= p.grad.norm() + 1e-12
         opt_a.step()
         opt_b.step()
+        if step == 1:  # a learning-rate change between steps (schedulers do this) is honoured
+            for opt in (opt_a, opt_b):
+                opt.param_groups[0]["lr"] = 0.05
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa, pb)
+    # Same state layout as torch's Adam, so checkpoints are interchangeable.
+    state_a, state_b = opt_a.state_dict()["state"], opt_b.state_dict()["state"]
+    assert state_a.keys() == state_b.keys()
+    for key in state_a:
+        assert state_a[key].keys() == state_b[key].keys()
+        torch.testing.assert_close(state_a[key]["exp_avg_sq"], state_b[key]["exp_avg_sq"])
+        assert float(state_a[key]["step"]) == float(state_b[key]["step"]) == 4
 
 
 def test_discretized_logistic_likelihood_is_normalised_per_pixel():
