@@ -24,19 +24,19 @@ import importlib.metadata
 import json
 import logging
 import os
-import statistics
 import tempfile
 import time
 
 import numpy as np
 import torch
-from matmul_rate import cpu_model  # sibling script (bench/ is on sys.path when run as a script)
+from matmul_rate import cpu_model  # sibling scripts (bench/ is on sys.path when run as a script)
 from pythae.data.datasets import BaseDataset
 from pythae.models import VAE, VAMP, VAEConfig, VAMPConfig
 from pythae.models.base.base_utils import ModelOutput
 from pythae.models.nn import BaseDecoder, BaseEncoder
 from pythae.trainers import BaseTrainer, BaseTrainerConfig
 from pythae.trainers.training_callbacks import TrainingCallback
+from step_rates import rates
 from torch import nn
 
 INPUT_DIM = 784
@@ -45,7 +45,6 @@ LATENT = 40
 BATCH = 100
 LR = 5e-4
 COMPONENTS = 500
-WINDOW = 50  # steps per timing window; the best window shows the rate with the least interference
 
 
 # --- networks: identical in shape to vae_lab's gated MLP (Tomczak & Welling) ------------------------
@@ -139,19 +138,6 @@ def load_static_mnist(root: str) -> dict[str, torch.Tensor]:
 
 
 # --- measurements ------------------------------------------------------------------------------------
-
-
-def rates(step_ends: list[float], batch: int) -> dict[str, float]:
-    """Samples/s from consecutive step end times: over the whole span and best WINDOW-step window."""
-    steps = len(step_ends) - 1
-    mean = steps * batch / (step_ends[-1] - step_ends[0])
-    windows = [WINDOW * batch / (step_ends[i + WINDOW] - step_ends[i]) for i in range(0, steps - WINDOW + 1, WINDOW)]
-    return {
-        "steps": steps,
-        "samples_per_s": mean,
-        "best_window_samples_per_s": max(windows) if windows else mean,
-        "median_window_samples_per_s": statistics.median(windows) if windows else mean,
-    }
 
 
 class StepClock(TrainingCallback):

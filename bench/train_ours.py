@@ -13,23 +13,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import lightning as L
 import torch
+from step_rates import rates  # sibling script (bench/ is on sys.path when run as a script)
 
 from vae_lab.config import compose_train_config
 from vae_lab.train import build
 
-WINDOW = 50  # steps per timing window, as in peer_pythae.py
-
 
 class StepTimer(L.Callback):
     """Wall time of training steps after ``warmup`` steps (first steps pay one-off costs,
-    compilation included with ``compile=true``); keeps every step's end time for windows."""
+    compilation included with ``compile=true``); keeps every step's end time."""
 
     def __init__(self, warmup: int):
         self.warmup, self.start, self.ends = warmup, None, []
@@ -41,10 +39,6 @@ class StepTimer(L.Callback):
     def on_train_batch_end(self, trainer, *args):
         if self.start is not None:
             self.ends.append(time.perf_counter())
-
-    def window_rates(self, batch: int) -> list[float]:
-        ends = [self.start, *self.ends]
-        return [WINDOW * batch / (ends[i + WINDOW] - ends[i]) for i in range(0, len(ends) - WINDOW, WINDOW)]
 
 
 def linear_flops_per_example(model: torch.nn.Module, first_layer: torch.nn.Linear | None) -> int:
@@ -84,17 +78,16 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict:
     batch = cfg.data.module.batch_size
     first = next(m for m in model.encoder.modules() if isinstance(m, torch.nn.Linear))
     flops = linear_flops_per_example(model, first)
-    samples_per_s = len(timer.ends) * batch / (timer.ends[-1] - timer.start)
-    windows = timer.window_rates(batch) or [samples_per_s]
+    timed = rates([timer.start, *timer.ends], batch)
     return {
         "overrides": overrides,
-        "steps_timed": len(timer.ends),
+        "steps_timed": timed["steps"],
         "batch_size": batch,
-        "samples_per_s": samples_per_s,
-        "best_window_samples_per_s": max(windows),
-        "median_window_samples_per_s": statistics.median(windows),
+        "samples_per_s": timed["samples_per_s"],
+        "best_window_samples_per_s": timed["best_window_samples_per_s"],
+        "median_window_samples_per_s": timed["median_window_samples_per_s"],
         "matmul_gflop_per_example": flops / 1e9,
-        "achieved_gflops": samples_per_s * flops / 1e9,
+        "achieved_gflops": timed["samples_per_s"] * flops / 1e9,
         "threads": torch.get_num_threads(),
     }
 

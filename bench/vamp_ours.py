@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import time
 from pathlib import Path
 
@@ -25,9 +24,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import open_dict
+from step_rates import rates  # sibling script (bench/ is on sys.path when run as a script)
 
 REPO = Path(__file__).resolve().parents[1]
-WINDOW = 50  # steps per timing window; the best window is the one least disturbed by other processes
 
 
 def compose_model_config(overrides: list[str]):
@@ -46,18 +45,6 @@ class StepClock(L.Callback):
 
     def on_train_batch_end(self, *args, **kwargs):
         self.ends.append(time.perf_counter())
-
-
-def rates(ends: list[float], batch: int) -> dict:
-    steps = len(ends) - 1
-    windows = [WINDOW * batch / (ends[i + WINDOW] - ends[i]) for i in range(0, steps - WINDOW + 1, WINDOW)]
-    mean = steps * batch / (ends[-1] - ends[0])
-    return {
-        "steps": steps,
-        "samples_per_s": mean,
-        "best_window_samples_per_s": max(windows, default=mean),
-        "median_window_samples_per_s": statistics.median(windows) if windows else mean,
-    }
 
 
 def bench_training(cfg, precision: str, warmup: int, steps: int) -> dict:
