@@ -10,6 +10,7 @@ import torch
 
 from tests.conftest import compose_config
 from vae_lab.callbacks.gc_freeze import FreezeHeapDuringFit
+from vae_lab.callbacks.progress import ProgressBar
 from vae_lab.train import build
 
 SMALL = ["data=synthetic", "eval.iw_samples_val=0", "eval.iw_samples_test=0", "logger=[]"]
@@ -119,3 +120,40 @@ def test_setup_objects_are_frozen_while_fitting_and_released_after(tmp_path):
     _fit(model, datamodule, steps=2, callbacks=[FreezeHeapDuringFit(), probe])
     assert probe.frozen > 10_000  # the modules, configs and tensors of the setup
     assert gc.get_freeze_count() == 0  # a next job in this process can collect them
+
+
+class RecordedProgressBar(ProgressBar):
+    """Records the count the training bar shows at each of its updates."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.train_counts: list[int] = []
+
+    def _update(self, progress_bar_id, current, visible=True, hard=False):
+        super()._update(progress_bar_id, current, visible, hard)
+        if progress_bar_id is not None and progress_bar_id == self.train_progress_bar_id:
+            self.train_counts.append(current)
+
+
+def test_progress_bar_updates_every_n_batches_and_shows_the_true_count_at_each_epoch_end(tmp_path):
+    # 2000 synthetic examples in batches of 300: epochs of 7 batches; 17 steps stop mid-epoch 3.
+    datamodule, model = _model(tmp_path, "data.module.batch_size=300")
+    bar = RecordedProgressBar(update_every=5)
+    trainer = L.Trainer(
+        max_steps=17,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[bar],
+    )
+    trainer.fit(model, datamodule=datamodule)
+    assert trainer.global_step == 17
+    # Updates at batch 5 and at the last batch of each epoch (3 in the cut-short third), and once
+    # more at each epoch's end.
+    assert bar.train_counts == [5, 7, 7, 5, 7, 7, 3, 3]
+
+
+def test_progress_bar_rejects_a_non_positive_update_interval():
+    with pytest.raises(ValueError, match="update_every=0"):
+        ProgressBar(update_every=0)
