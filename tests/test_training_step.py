@@ -34,12 +34,12 @@ class GradientNorms(L.Callback):
         self.norms.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
 
 
-def _fit(model, datamodule, steps: int, callbacks=()):
+def _fit(model, datamodule, steps: int, callbacks=(), progress_bar: bool = False):
     trainer = L.Trainer(
         max_steps=steps,
         logger=False,
         enable_checkpointing=False,
-        enable_progress_bar=False,
+        enable_progress_bar=progress_bar,
         enable_model_summary=False,
         limit_val_batches=0,
         callbacks=list(callbacks),
@@ -139,15 +139,7 @@ def test_progress_bar_updates_every_n_batches_and_shows_the_true_count_at_each_e
     # 2000 synthetic examples in batches of 300: epochs of 7 batches; 17 steps stop mid-epoch 3.
     datamodule, model = _model(tmp_path, "data.module.batch_size=300")
     bar = RecordedProgressBar(update_every=5)
-    trainer = L.Trainer(
-        max_steps=17,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        callbacks=[bar],
-    )
-    trainer.fit(model, datamodule=datamodule)
+    trainer = _fit(model, datamodule, steps=17, callbacks=[bar], progress_bar=True)
     assert trainer.global_step == 17
     # Updates at batch 5 and at the last batch of each epoch (3 in the cut-short third), and once
     # more at each epoch's end.
