@@ -33,7 +33,8 @@ class StepTimer(L.Callback):
         self.warmup, self.start, self.ends = warmup, None, []
 
     def on_train_batch_start(self, trainer, *args):
-        if trainer.global_step == self.warmup and self.start is None:
+        # >=: with steps_per_call K the step count moves K at a time between batches
+        if trainer.global_step >= self.warmup and self.start is None:
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, *args):
@@ -76,13 +77,17 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict:
         trainer.callbacks.append(timer)
         trainer.fit(model, datamodule=datamodule)
     batch = cfg.data.module.batch_size
+    # Each Lightning batch is a group of steps_per_call batches (choose K dividing the 500 batches
+    # of an epoch, or a short last group makes this an overestimate).
+    per_call = batch * cfg.steps_per_call
     first = next(m for m in model.encoder.modules() if isinstance(m, torch.nn.Linear))
     flops = linear_flops_per_example(model, first)
-    timed = rates([timer.start, *timer.ends], batch)
+    timed = rates([timer.start, *timer.ends], per_call)
     return {
         "overrides": overrides,
-        "steps_timed": timed["steps"],
+        "steps_timed": timed["steps"] * cfg.steps_per_call,
         "batch_size": batch,
+        "steps_per_call": cfg.steps_per_call,
         "samples_per_s": timed["samples_per_s"],
         "best_window_samples_per_s": timed["best_window_samples_per_s"],
         "median_window_samples_per_s": timed["median_window_samples_per_s"],

@@ -113,3 +113,35 @@ def test_dynamic_binarisation_resamples_each_epoch():
     b = next(iter(loader))[0]
     assert set(a.unique().tolist()) == {0.0, 1.0} and not torch.equal(a, b)
     assert abs(a.mean().item() - 0.5) < 0.05
+
+
+def test_grouped_training_batches_are_the_ungrouped_batches_in_the_same_order():
+    from vae_lab.data.datamodule import BatchGroup, dynamic_binarisation
+
+    data = torch.rand(1050, 6)
+
+    def loader(steps_per_call, rank=0, world_size=1):
+        return IndexBatches(
+            data,
+            100,
+            True,
+            seed=3,
+            transform=dynamic_binarisation,
+            steps_per_call=steps_per_call,
+            rank=rank,
+            world_size=world_size,
+        )
+
+    single = list(loader(1))  # 11 batches, the last one of 50 examples
+    grouped = list(loader(4))
+    assert len(loader(4)) == len(grouped) == 3 and [len(g) for g, _ in grouped] == [4, 4, 3]
+    assert all(isinstance(g, BatchGroup) for g, _ in grouped)
+    assert [i for _, i in grouped] == [0, 4, 8]  # each group carries its first batch's index
+    flat = [x for group, _ in grouped for x in group]
+    assert len(flat) == len(single) and all(torch.equal(a, b) for a, (b, _) in zip(flat, single, strict=True))
+    # Under DDP each process groups its own share: 525 examples, 6 batches, per rank.
+    assert [len(g) for g, _ in loader(4, rank=1, world_size=2)] == [4, 2]
+    # Evaluation batches are never grouped.
+    assert len(IndexBatches(data, 100, False, steps_per_call=4)) == 11
+    with pytest.raises(ValueError, match="steps_per_call=0"):
+        IndexBatches(data, 100, True, steps_per_call=0)

@@ -102,6 +102,7 @@ def test_ddp_inside_multirun_runs_each_job_once(tmp_path):
         ("prior=vmf prior.kappa=-2", "a fixed concentration must be > 0"),
         ("trainer=tpu", "Available options in 'trainer'"),
         ("grad_clip=-1", "grad_clip=-1: the gradient-norm limit must be a number > 0"),
+        ("steps_per_call=0", "steps_per_call=0: must be a positive integer"),
         ("compile=maybe", "compile=maybe: expected true or false"),
         ("+trainer.gradient_clip_val=0.5", "use grad_clip=0.5 instead"),
         ("+trainer.accumulate_grad_batches=4", "raise data.module.batch_size instead"),

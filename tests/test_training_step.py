@@ -149,3 +149,18 @@ def test_progress_bar_updates_every_n_batches_and_shows_the_true_count_at_each_e
 def test_progress_bar_rejects_a_non_positive_update_interval():
     with pytest.raises(ValueError, match="update_every=0"):
         ProgressBar(update_every=0)
+
+
+def test_steps_per_call_trains_exactly_as_one_batch_per_call_and_stops_at_max_steps(tmp_path):
+    # Epochs of 7 batches (batch 300): groups of 3, 3 and 1; 16 steps stop inside a group of epoch 3.
+    trained = {}
+    for steps_per_call in (1, 3):
+        torch.manual_seed(0)
+        datamodule, model = _model(tmp_path, "data.module.batch_size=300", f"steps_per_call={steps_per_call}")
+        trainer = _fit(model, datamodule, steps=16)
+        assert trainer.global_step == 16
+        assert trainer.num_training_batches == -(-7 // steps_per_call)
+        trained[steps_per_call] = model.state_dict()
+    assert trained[1].keys() == trained[3].keys()
+    for name, value in trained[1].items():
+        assert torch.equal(value, trained[3][name]), name

@@ -15,6 +15,7 @@ from torch import nn
 from torch.distributions import Distribution
 from torchmetrics import CatMetric, MeanMetric, Metric
 
+from vae_lab.data.datamodule import BatchGroup
 from vae_lab.latents.base import LatentFamily
 from vae_lab.metrics.latent import ActiveUnits
 from vae_lab.metrics.likelihood import bits_per_dim, importance_sampled_log_likelihood
@@ -128,6 +129,21 @@ class VAEModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, _ = batch
+        # steps_per_call > 1: one optimiser step per batch of the group, stopping at max_steps.
+        parts = x if isinstance(x, BatchGroup) else [x]
+        terms = None
+        for part in parts:
+            if terms is not None and 0 <= self.trainer.max_steps <= self.global_step:
+                break
+            terms = self._optimizer_step(part)
+        loss, log_px, divergence, beta = terms
+        if self._logs_this_step():  # the group's last step stands for it
+            self.log("train/loss", loss, prog_bar=True)
+            self.log_dict({"train/recon": -log_px.mean(), "train/kl": divergence.mean(), "train/beta": beta})
+        return loss
+
+    def _optimizer_step(self, x):
+        """One ELBO gradient step on batch ``x``; returns the loss and its terms for logging."""
         log_px, divergence, correction = self._step_terms(x)
         beta = self.objective.beta(self.current_epoch)
         loss = self.objective.loss(log_px, divergence, beta)
@@ -141,10 +157,7 @@ class VAEModule(L.LightningModule):
         if self.gradient_clip_val is not None:
             self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
         optimizer.step()
-        if self._logs_this_step():
-            self.log("train/loss", loss, prog_bar=True)
-            self.log_dict({"train/recon": -log_px.mean(), "train/kl": divergence.mean(), "train/beta": beta})
-        return loss
+        return loss, log_px, divergence, beta
 
     def _logs_this_step(self) -> bool:
         """Only on the steps the loggers write: each ``self.log`` costs ~0.5 ms of Lightning

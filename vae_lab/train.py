@@ -61,6 +61,8 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"eval_ckpt={cfg.eval_ckpt}: expected 'best' or 'last'")
     if not isinstance(cfg.compile, bool):
         raise ConfigError(f"compile={cfg.compile}: expected true or false")
+    if not isinstance(cfg.steps_per_call, int) or isinstance(cfg.steps_per_call, bool) or cfg.steps_per_call < 1:
+        raise ConfigError(f"steps_per_call={cfg.steps_per_call}: must be a positive integer (1 = one batch per call)")
     if cfg.grad_clip is not None and not (isinstance(cfg.grad_clip, int | float) and cfg.grad_clip > 0):
         raise ConfigError(f"grad_clip={cfg.grad_clip}: the gradient-norm limit must be a number > 0, or null")
     # VAEModule steps its optimiser itself (manual optimisation), where Lightning's own
@@ -94,7 +96,7 @@ def pin_ddp_children_to_this_job(output_dir: Path) -> None:
 
 def build(cfg: DictConfig):
     """Instantiate datamodule, model, loggers, callbacks and trainer from a composed config."""
-    datamodule = instantiate(cfg.data.module)
+    datamodule = instantiate(cfg.data.module, steps_per_call=cfg.steps_per_call)
     model = instantiate(cfg.model)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]

@@ -5,6 +5,11 @@ one fancy-index ``data[indices]``. Under DDP each process takes its own share of
 training batches are split so every process runs the same number of steps; evaluation batches
 are whole batches of the single-process order, dealt round-robin, so each example is evaluated
 exactly once and with the same per-batch random stream as in one process.
+
+With ``steps_per_call`` K > 1 the training loader yields K consecutive batches at a time as a
+:class:`BatchGroup`, and the model takes one optimiser step per batch of the group: the same
+batches, noise and updates as K = 1, with one pass through Lightning's per-batch machinery
+(loop bookkeeping, hooks, progress bar) per K steps.
 """
 
 from __future__ import annotations
@@ -17,8 +22,16 @@ import torch
 from vae_lab.data.images import Splits
 
 
+class BatchGroup(list):
+    """Consecutive training batches for one ``training_step``, which steps through them in order."""
+
+
 class IndexBatches:
-    """Iterable of ``(x, global_batch_index)`` from an in-memory tensor ``data (N, …)``."""
+    """Iterable of ``(x, global_batch_index)`` from an in-memory tensor ``data (N, …)``.
+
+    Training (``shuffle``) with ``steps_per_call`` K > 1: ``(BatchGroup([x₁ … x_K]), index of
+    x₁)`` instead, the last group of an epoch holding what is left.
+    """
 
     def __init__(
         self,
@@ -30,12 +43,16 @@ class IndexBatches:
         rank: int = 0,
         world_size: int = 1,
         transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+        steps_per_call: int = 1,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: must be a positive integer")
+        if steps_per_call < 1:
+            raise ValueError(f"steps_per_call={steps_per_call}: must be a positive integer (1 = one batch per call)")
         self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
         self.seed, self.epoch_fn, self.rank, self.world_size = seed, epoch_fn, rank, world_size
         self.transform = transform
+        self.group = steps_per_call if shuffle else 1  # evaluation batches are never grouped
 
     def _batches(self) -> list[tuple[int, torch.Tensor]]:
         """This process's batches as (global batch index, example indices)."""
@@ -52,12 +69,32 @@ class IndexBatches:
         return batches[self.rank :: self.world_size]
 
     def __len__(self) -> int:
+        return -(-self._batch_count() // self.group)
+
+    def _batch_count(self) -> int:
         n = len(self.data)
         if self.shuffle:
             return -(-(n // self.world_size) // self.batch_size)
         return len(range(self.rank, -(-n // self.batch_size), self.world_size))
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, int]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor | BatchGroup, int]]:
+        batches = self._draw()
+        if self.group == 1:
+            yield from batches
+            return
+        group, first = BatchGroup(), 0
+        for x, batch_index in batches:
+            if not group:
+                first = batch_index
+            group.append(x)
+            if len(group) == self.group:
+                yield group, first
+                group = BatchGroup()
+        if group:
+            yield group, first
+
+    def _draw(self) -> Iterator[tuple[torch.Tensor, int]]:
+        """The batches one by one; a group draws its batches (and their noise) in this order."""
         device = self.data.device
         if self.transform is not None:
             generator = torch.Generator(device=device)
@@ -93,6 +130,7 @@ class TensorDataModule(L.LightningDataModule):
         limit_valid: int | None = None,
         limit_test: int | None = None,
         to_device: bool = True,
+        steps_per_call: int = 1,
     ):
         super().__init__()
         self.loader, self.root = loader, root
@@ -101,6 +139,7 @@ class TensorDataModule(L.LightningDataModule):
         self.seed = seed
         self.limits = {"train": limit_train, "valid": limit_valid, "test": limit_test}
         self.to_device = to_device
+        self.steps_per_call = steps_per_call
         self.splits: Splits | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -138,6 +177,7 @@ class TensorDataModule(L.LightningDataModule):
             rank=rank,
             world_size=world,
             transform=dynamic_binarisation if self.dynamic_binarization else None,
+            steps_per_call=self.steps_per_call,
         )
 
     def _eval_loader(self, data: torch.Tensor) -> IndexBatches:

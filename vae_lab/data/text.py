@@ -192,7 +192,7 @@ class BucketBatches(IndexBatches):
             return list(enumerate(batches[self.rank * per_rank : (self.rank + 1) * per_rank]))
         return list(enumerate(batches))[self.rank :: self.world_size]
 
-    def __len__(self) -> int:
+    def _batch_count(self) -> int:
         n = -(-len(self.data) // self.batch_size)
         return n // self.world_size if self.shuffle else len(range(self.rank, n, self.world_size))
 
@@ -207,7 +207,14 @@ class TextDataModule(TensorDataModule):
     def train_dataloader(self):
         rank, world = self._distribution()
         return BucketBatches(
-            self.splits.train, self.batch_size, True, self.seed, self._epoch, rank=rank, world_size=world
+            self.splits.train,
+            self.batch_size,
+            True,
+            self.seed,
+            self._epoch,
+            rank=rank,
+            world_size=world,
+            steps_per_call=self.steps_per_call,
         )
 
     def _eval_loader(self, data: RaggedTokens) -> BucketBatches:
