@@ -81,3 +81,17 @@ def test_ddp_cpu_test_metrics_equal_single_process(tmp_path):
     for name in single:
         assert ddp[name] == pytest.approx(single[name], rel=1e-5, abs=1e-5), name
     assert single == pytest.approx(read_metrics(tmp_path / "train"), rel=1e-5)  # same weights as the best ckpt
+
+
+@pytest.mark.slow
+def test_ddp_cpu_training_with_steps_per_call_equals_one_batch_per_call(tmp_path):
+    # 1000 examples over 2 processes: 5 batches each, in groups of 3 and 2 with steps_per_call=3.
+    common = ["data=synthetic", *SMALL, "data.module.limit_train=1000", "trainer=ddp_cpu", "trainer.max_epochs=2"]
+    for steps_per_call in (1, 3):
+        run_cli(
+            [*common, f"steps_per_call={steps_per_call}", f"hydra.run.dir={tmp_path / str(steps_per_call)}"],
+            cwd=tmp_path,
+        )
+    one, grouped = read_metrics(tmp_path / "1"), read_metrics(tmp_path / "3")
+    assert one.keys() == grouped.keys() and one == grouped
+    assert json.loads((tmp_path / "3" / "metrics.json").read_text())["steps"] == 10
