@@ -15,6 +15,7 @@ batches, noise and updates as K = 1, with one pass through Lightning's per-batch
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from itertools import islice
 
 import lightning as L
 import torch
@@ -82,16 +83,8 @@ class IndexBatches:
         if self.group == 1:
             yield from batches
             return
-        group, first = BatchGroup(), 0
-        for x, batch_index in batches:
-            if not group:
-                first = batch_index
-            group.append(x)
-            if len(group) == self.group:
-                yield group, first
-                group = BatchGroup()
-        if group:
-            yield group, first
+        while chunk := list(islice(batches, self.group)):
+            yield BatchGroup(x for x, _ in chunk), chunk[0][1]
 
     def _draw(self) -> Iterator[tuple[torch.Tensor, int]]:
         """The batches one by one; a group draws its batches (and their noise) in this order."""
