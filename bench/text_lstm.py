@@ -3,7 +3,7 @@
 Standalone: ``python bench/text_lstm.py --out bench/out/text_lstm.json``. Both train on the same
 length-bucketed PTB batches (batch 20) with the same sizes (embedding 100, LSTM 400, 10k-way
 softmax), SGD and gradient clipping 0.25. The VAE step is the model's own ELBO step
-(``VAEModule.elbo_terms`` + ``ELBO.loss``: LSTM encoder, Gaussian latent 50, z-conditioned LSTM
+(``VAEModule.training_loss`` with the ELBO: LSTM encoder, Gaussian latent 50, z-conditioned LSTM
 decoder); the bare loop is embedding → nn.LSTM → linear → cross-entropy, the practical floor.
 Blocks of steps alternate between the two so a shared machine's load hits both alike; each
 figure is the best block.
@@ -23,10 +23,10 @@ from torch import nn
 
 from vae_lab.data.text import NUM_INPUT_ONLY, PAD, BucketBatches, count_predicted_tokens, load_text_corpus
 from vae_lab.latents.gaussian import GaussianLatent
-from vae_lab.likelihoods_text import TokenSequenceLikelihood
+from vae_lab.likelihoods.text import TokenSequenceLikelihood
 from vae_lab.model import VAEModule
 from vae_lab.nets.text import LSTMDecoder, LSTMEncoder
-from vae_lab.objective import ELBO
+from vae_lab.objectives import ELBO
 
 VOCAB, EMB, HIDDEN, LATENT = 10000, 100, 400, 50
 
@@ -60,8 +60,7 @@ def lstm_vae() -> VAEModule:
 
 def vae_loss(model: VAEModule):
     def loss(x):
-        _, log_px, divergence = model.elbo_terms(x)
-        return model.objective.loss(log_px, divergence, 1.0)
+        return model.training_loss(x, 1.0)[0]
 
     return loss
 

@@ -10,28 +10,60 @@ import numpy as np
 import pytest
 import yaml
 
-from vae_lab.report import main, report
+from vae_lab.report import main, references, report
+from vae_lab.report.jobs import Job, nll_metric
+from vae_lab.run_folder import RunFolder
 
 PRIORS = {
     "gauss": {"_target_": "vae_lab.latents.gaussian.GaussianLatent", "latent_dim": 0},
     "vamp": {"_target_": "vae_lab.latents.vamp.VampPriorLatent", "latent_dim": 0, "components": 500},
+    "vmf": {"_target_": "vae_lab.latents.vmf.VonMisesFisherLatent", "latent_dim": 0, "kappa": None},
+    "power_spherical": {"_target_": "vae_lab.latents.vmf.PowerSphericalLatent", "latent_dim": 0, "kappa": None},
+}
+LIKELIHOODS = {
+    "mnist": "vae_lab.likelihoods.BernoulliLikelihood",
+    "frey": "vae_lab.likelihoods.DiscretizedLogisticLikelihood",
 }
 
 
-def make_job(folder: Path, num: int, data: str, prior: str, latent: int, seed=0, metrics=None, failed=False, **arch):
-    """A job folder as Hydra and vae_lab.train leave it (only the keys the report reads)."""
+def make_job(
+    folder: Path,
+    num: int,
+    data: str,
+    prior: str,
+    latent: int,
+    seed=0,
+    metrics=None,
+    failed=False,
+    layout="old",
+    likelihood=None,
+    iw_samples=100,
+    **arch,
+):
+    """A job folder as Hydra and vae_lab.train leave it (only the keys the report reads).
+
+    ``layout="old"``: the data config says ``bits_per_dim``; ``"new"``: the config names the
+    likelihood (``likelihood._target_``, default the dataset's) and the metrics say ``test/bpd``.
+    """
     job = folder / str(num)
     (job / ".hydra").mkdir(parents=True)
     prior_cfg = {**PRIORS[prior], "latent_dim": latent}
-    if prior == "vamp" and "components" in arch:
-        prior_cfg["components"] = arch["components"]
+    for key in ("components", "kappa"):
+        if key in arch:
+            prior_cfg[key] = arch[key]
     config = {
         "latent": latent,
         "seed": seed,
-        "data": {"name": data, "bits_per_dim": data == "frey"},
+        "data": {"name": data},
         "encoder": {"hidden": arch.get("hidden", 300)},
         "prior": prior_cfg,
     }
+    if layout == "old":
+        config["data"]["bits_per_dim"] = data == "frey"
+    else:
+        config["likelihood"] = {"_target_": likelihood or LIKELIHOODS[data]}
+    if iw_samples is not None:
+        config["eval"] = {"iw_samples_val": 20, "iw_samples_test": iw_samples, "iw_chunk_size": 32}
     (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     (job / ".hydra" / "overrides.yaml").write_text(
         yaml.safe_dump([f"prior={prior}", f"latent={latent}", f"seed={seed}"])
@@ -67,6 +99,8 @@ def test_table_has_paper_layout_seeds_and_marks_failed_and_unfinished_jobs(mnist
         "| 10 | 91.00 ± 1.41 (2 seeds) | 88.50 (1 failed) |\n"
         "| 40 | 85.25 | unfinished |\n"
         "\n"
+        "NLL from: S=100 importance samples, at the end of training (4 jobs).\n"
+        "\n"
         "6 jobs: 4 finished, 1 failed, 1 unfinished.\n"
     )
     assert (mnist_sweep / "report.md").read_text() == markdown
@@ -82,9 +116,11 @@ def test_table_has_paper_layout_seeds_and_marks_failed_and_unfinished_jobs(mnist
 
 def test_reference_columns_and_merged_folders_with_an_architecture_grid(mnist_sweep, tmp_path):
     frey = tmp_path / "multirun" / "2026-01-02" / "09-00-00"
-    make_job(frey, 0, "frey", "gauss", 40, metrics={"test/nll": 1800.0, "test/bpd": 4.6})
-    make_job(frey, 1, "frey", "vamp", 40, metrics={"test/nll": 1780.0, "test/bpd": 4.5512}, components=100)
-    make_job(frey, 2, "frey", "vamp", 40, metrics={"test/nll": 1790.0, "test/bpd": 4.5678}, components=500)
+    # Newer configs name the likelihood instead of data.bits_per_dim; their metrics hold test/bpd.
+    new = {"layout": "new"}
+    make_job(frey, 0, "frey", "gauss", 40, metrics={"test/nll": 1800.0, "test/bpd": 4.6}, **new)
+    make_job(frey, 1, "frey", "vamp", 40, metrics={"test/nll": 1780.0, "test/bpd": 4.5512}, components=100, **new)
+    make_job(frey, 2, "frey", "vamp", 40, metrics={"test/nll": 1790.0, "test/bpd": 4.5678}, components=500, **new)
     out = tmp_path / "tables"
     main([str(mnist_sweep), str(frey), "--reference", "--out", str(out)])
     markdown = (out / "report.md").read_text()
@@ -100,6 +136,115 @@ def test_reference_columns_and_merged_folders_with_an_architecture_grid(mnist_sw
     ) in markdown
     assert "| 10 | 91.00 ± 1.41 (2 seeds) | 93.92 | 88.50 (1 failed) | 92.30 |" in markdown
     assert "9 jobs: 7 finished, 1 failed, 1 unfinished." in markdown
+
+
+def test_the_most_precise_evaluation_fills_the_table_and_the_note_says_which(tmp_path):
+    sweep = tmp_path / "sweep"
+    make_job(sweep, 0, "mnist", "gauss", 10, seed=0, metrics={"test/nll": 90.0})
+    rerun = RunFolder(make_job(sweep, 1, "mnist", "gauss", 10, seed=1, metrics={"test/nll": 92.0}))
+    rerun.add_evaluation({"iw_samples_test": 5000}, {"test/nll": 89.0}, checkpoint="best")
+    rerun.add_evaluation({"iw_samples_test": 10}, {"test/nll": 50.0}, checkpoint="best")  # later, less precise
+    vamp = RunFolder(make_job(sweep, 2, "mnist", "vamp", 10, seed=0, metrics={"test/nll": 88.0}))
+    vamp.add_evaluation({"iw_samples_test": 5000}, {"test/nll": 87.5}, checkpoint="best")
+    vamp.add_evaluation({"iw_samples_test": 20000}, {"test/kl": 9.0}, checkpoint="best")  # more samples, no NLL
+    make_job(sweep, 3, "mnist", "vamp", 10, seed=1, metrics={"test/neg_elbo": 95.0}, iw_samples=0)
+    assert report([sweep]) == (
+        "### mnist: test NLL (nats), mean ± std over seeds\n"
+        "\n"
+        "| latent | standard | VampPrior |\n"
+        "|---:|---:|---:|\n"
+        "| 10 | 89.50 ± 0.71 (2 seeds) | 87.50 (1 not measured) |\n"
+        "\n"
+        "NLL from: S=5000 importance samples, by vae_lab.evaluate (2 jobs);"
+        " S=100 importance samples, at the end of training (1 job).\n"
+        "\n"
+        "4 jobs: 4 finished, 0 failed, 0 unfinished.\n"
+    )
+    rows = list(csv.DictReader((sweep / "report.csv").open()))
+    assert [(r["prior"], r["mean"], r["not_measured"], r["evaluation"]) for r in rows] == [
+        (
+            "gauss",
+            "89.5",
+            "0",
+            "S=100 importance samples, at the end of training; S=5000 importance samples, by vae_lab.evaluate",
+        ),
+        ("vamp", "87.5", "1", "S=5000 importance samples, by vae_lab.evaluate"),
+    ]
+
+
+class EightBitLikelihood:  # what get_class finds for likelihood._target_ in the cases below
+    reports_bits_per_dim = True
+
+
+class RealValuedLikelihood:
+    reports_bits_per_dim = False
+
+
+@pytest.mark.parametrize(
+    ("job", "expected"),
+    [
+        ({"data": "frey"}, "test/bpd"),  # old config: data.bits_per_dim
+        ({"data": "mnist", "metrics": {"test/nll": 90.0}}, "test/nll"),
+        ({"data": "mnist", "metrics": {"test/nll": 90.0, "test/bpd": 0.2}}, "test/bpd"),  # metrics come first
+        ({"layout": "new", "data": "frey", "metrics": {"test/nll": 1800.0, "test/bpd": 4.6}}, "test/bpd"),
+        ({"layout": "new", "data": "frey", "likelihood": f"{__name__}.EightBitLikelihood"}, "test/bpd"),
+        ({"layout": "new", "data": "frey", "likelihood": f"{__name__}.RealValuedLikelihood"}, "test/nll"),
+        ({"layout": "new", "data": "frey", "likelihood": "vae_lab.no_such_module.Likelihood"}, "test/nll"),
+    ],
+)
+def test_nll_in_bits_per_dim_from_the_metrics_else_the_config_else_the_likelihood_class(tmp_path, job, expected):
+    folder = make_job(tmp_path, 0, prior="gauss", latent=10, **job)
+    assert nll_metric(Job.read(RunFolder(folder))) == expected
+
+
+def test_prior_columns_are_named_in_one_place_and_a_fixed_kappa_is_its_own_column(tmp_path):
+    sweep = tmp_path / "sweep"
+    nll = {"test/nll": 90.0}
+    make_job(sweep, 0, "mnist", "power_spherical", 10, metrics=nll)
+    make_job(sweep, 1, "mnist", "vmf", 10, metrics={"test/nll": 91.0}, kappa=80)
+    make_job(sweep, 2, "mnist", "vmf", 10, metrics={"test/nll": 92.0})
+    make_job(sweep, 3, "mnist", "gauss", 10, metrics={"test/nll": 93.0})
+    markdown = report([sweep])
+    assert "| latent | standard | VonMisesFisher | VonMisesFisher κ=80 | PowerSpherical |" in markdown
+    assert "| 10 | 93.00 | 92.00 | 91.00 | 90.00 |" in markdown
+    rows = list(csv.DictReader((sweep / "report.csv").open()))
+    assert [r["prior"] for r in rows] == ["gauss", "vmf", "vmf kappa=80", "power_spherical"]
+
+
+def test_reference_values_are_data_files_of_the_package():
+    vampprior = {
+        (r["dataset"], r["metric"], int(r["latent"]), int(r["hidden"]), int(r["components"]), r["prior"]): float(
+            r["value"]
+        )
+        for r in references.load("vampprior.csv")
+    }
+    expected = {}
+    for (data, metric, latent, hidden, k), (standard, vamp) in {
+        ("mnist", "test/nll", 10, 300, 500): (93.917, 92.297),
+        ("mnist", "test/nll", 40, 300, 500): (89.703, 89.015),
+        ("mnist", "test/nll", 100, 300, 500): (90.042, 90.780),
+        ("frey", "test/bpd", 10, 300, 500): (4.569, 4.555),
+        ("frey", "test/bpd", 40, 300, 500): (4.620, 4.532),
+        ("frey", "test/bpd", 100, 300, 500): (4.562, 4.537),
+        ("frey", "test/bpd", 40, 600, 500): (4.620, 4.536),
+        ("frey", "test/bpd", 40, 300, 1000): (4.617, 4.532),
+        ("frey", "test/bpd", 40, 300, 100): (4.617, 4.528),
+    }.items():
+        expected[data, metric, latent, hidden, k, "gauss"] = standard
+        expected[data, metric, latent, hidden, k, "vamp"] = vamp
+    assert vampprior == expected
+    assert {r["source"] for r in references.load("vampprior.csv")} == {"REFERENCE.md §1"}
+    text = {(r["dataset"], r["prior"], r["metric"]): float(r["value"]) for r in references.load("xu_durrett.csv")}
+    assert text == {
+        ("ptb", "vmf", "test/ppl_elbo"): 98,
+        ("20ng", "vmf", "test/ppl_elbo"): 793,
+        ("yelp", "vmf", "test/ppl_elbo"): 54,
+    }
+    assert {r["source"] for r in references.load("xu_durrett.csv")} == {"REFERENCE.md §3"}
+    assert references.lookup("vampprior.csv", dataset="frey", latent=40, hidden=600, prior="vamp") == 4.536
+    assert references.lookup("vampprior.csv", dataset="mnist", latent=20, prior="vamp") is None
+    with pytest.raises(ValueError, match="expected one"):
+        references.lookup("vampprior.csv", dataset="frey", latent=40, prior="vamp")
 
 
 def test_log_likelihood_histograms_are_overlaid_when_runs_saved_them(mnist_sweep):

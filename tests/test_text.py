@@ -23,12 +23,12 @@ from vae_lab.data.text import (
     load_text_corpus,
 )
 from vae_lab.latents.gaussian import GaussianLatent
-from vae_lab.likelihoods_text import BagOfWordsLikelihood, TokenSequenceLikelihood
+from vae_lab.likelihoods.text import BagOfWordsLikelihood, TokenSequenceLikelihood
 from vae_lab.metrics.likelihood import importance_sampled_log_likelihood
 from vae_lab.metrics.text import MutualInformation, Perplexity
 from vae_lab.model import VAEModule
 from vae_lab.nets.text import LSTMDecoder, LSTMEncoder
-from vae_lab.objective import ELBO
+from vae_lab.objectives import ELBO
 
 V = 12  # outputs: end token, <unk>, 10 words
 

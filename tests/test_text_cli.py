@@ -33,7 +33,7 @@ def test_20ng_selects_the_bag_of_words_parts(tmp_path):
     cfg = compose_config(["data=20ng"], tmp_path)
     assert cfg.encoder._target_ == "vae_lab.nets.bow.BowEncoder"
     assert cfg.decoder._target_ == "vae_lab.nets.bow.BowDecoder"
-    assert cfg.data.likelihood._target_ == "vae_lab.likelihoods_text.BagOfWordsLikelihood"
+    assert cfg.likelihood._target_ == "vae_lab.likelihoods.text.BagOfWordsLikelihood"
 
 
 @pytest.mark.parametrize(

@@ -74,8 +74,8 @@ def test_manual_step_equals_a_hand_written_sgd_step(tmp_path):
     _fit(model, datamodule, steps=1)  # first batch of epoch 0 is x (seeded order)
     optimizer = torch.optim.SGD(reference.parameters(), lr=0.1)
     torch.manual_seed(3)
-    log_px, divergence, _ = reference.training_terms(x)
-    (divergence - log_px).mean().backward()
+    loss, *_ = reference.training_loss(x, 1.0)
+    loss.backward()
     optimizer.step()
     moved = 0.0
     for (name, p), q in zip(model.named_parameters(), reference.parameters(), strict=True):
@@ -84,22 +84,21 @@ def test_manual_step_equals_a_hand_written_sgd_step(tmp_path):
     assert moved > 0  # the step did update the weights
 
 
-def test_compiled_training_terms_equal_eager_values_and_gradients(tmp_path):
+def test_compiled_training_loss_equals_eager_values_and_gradients(tmp_path):
     datamodule, model = _model(tmp_path, "compile=true")
     x = next(iter(datamodule.train_dataloader()))[0]
     torch._dynamo.reset()  # forget graphs of earlier tests,
     torch.distributions.kl._KL_MEMOIZE.clear()  # and their KL-registry lookups (the warm-up's job)
     graphs_before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     results = []
-    for terms in (model._step_terms, model.training_terms):  # torch.compile'd first, then eager
+    for loss_fn in (model._loss, model.training_loss):  # torch.compile'd first, then eager
         model.zero_grad()
         torch.manual_seed(0)  # same reparameterisation noise
-        log_px, divergence, correction = terms(x)
-        (divergence - log_px).mean().backward()
-        results.append((log_px.detach(), divergence.detach(), [p.grad.clone() for p in model.parameters()]))
+        loss, log_px, kl, _ = loss_fn(x, 0.5)
+        loss.backward()
+        results.append((log_px.detach(), kl.detach(), [p.grad.clone() for p in model.parameters()]))
         results[-1] += (torch.get_rng_state(),)
     (lp_c, kl_c, g_c, rng_c), (lp_e, kl_e, g_e, rng_e) = results
-    assert correction is None
     # One graph: a graph break (e.g. in torch.distributions' KL lookup) would make two.
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs_before == 1
     assert torch.equal(rng_c, rng_e)  # the eager warm-up pass left the noise stream as it was

@@ -125,12 +125,12 @@ def test_samples_come_from_the_pseudo_input_posteriors():
     torch.testing.assert_close(z.var(0), mixture.variance, atol=0.6, rtol=0.05)
 
 
-def test_divergence_falls_back_to_the_one_sample_estimate():
+def test_kl_falls_back_to_the_one_sample_estimate():
     encoder, latent, _, _, posterior_fn = tiny_vamp_vae()
     x = torch.rand(4, DIM)
     q, p = posterior_fn(x), latent.prior(posterior_fn)
     z = q.rsample()
-    torch.testing.assert_close(latent.divergence(q, p, z), q.log_prob(z) - p.log_prob(z))
+    torch.testing.assert_close(latent.kl(q, p, z), q.log_prob(z) - p.log_prob(z))
 
 
 @pytest.mark.parametrize("likelihood", [BernoulliLikelihood, DiscretizedLogisticLikelihood])

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tests.conftest import needs_real_data, run_cli
+from vae_lab.latents.base import CapabilityError
 from vae_lab.latents.vmf import PowerSphericalLatent, VonMisesFisherLatent
 from vae_lab.likelihoods import BernoulliLikelihood, DiscretizedLogisticLikelihood
 from vae_lab.metrics.likelihood import importance_sampled_log_likelihood
@@ -30,7 +31,9 @@ def test_fixed_kappa_gives_a_constant_kl_and_has_no_kappa_head():
     family = VonMisesFisherLatent(in_features=8, latent_dim=5, kappa=80.0)
     assert family.kappa_head is None
     q = family.posterior(torch.randn(6, 8))
-    kl = family.divergence(q, family.prior(), q.rsample())
+    z, sample_info = family.rsample(q)
+    assert sample_info is None  # fixed κ: nothing to correct
+    kl = family.kl(q, family.prior(), z)
     assert kl.shape == (6,) and torch.allclose(kl, kl[0].expand(6))
     assert kl[0] > 0
 
@@ -53,7 +56,7 @@ def test_importance_sampled_bound_is_finite_and_above_the_elbo(family_cls, head_
             return head(decoder(z)).log_prob(x)
 
         z = q.sample((200,))
-        elbo = (log_px(z) - family.divergence(q, p, z[0])).mean()
+        elbo = (log_px(z) - family.kl(q, p, z[0])).mean()
         bound = importance_sampled_log_likelihood(q, p, log_px, 200, chunk_size=50).mean()
     assert torch.isfinite(bound) and bound > elbo
 
@@ -68,9 +71,11 @@ def test_gradient_correction_changes_only_the_kappa_gradient():
         family.load_state_dict(VonMisesFisherLatent(8, 5).state_dict())
         torch.manual_seed(2)
         q = family.posterior(h)
-        z = q.rsample()
+        z, sample_info = family.rsample(q)
+        assert (sample_info is not None) == corrected  # the log weight travels beside z
         sample_loss = (z[:, 0] - 0.3) ** 2
-        correction = family.gradient_correction(q, sample_loss)
+        correction = family.gradient_correction(q, sample_info, sample_loss)
+        assert (correction is not None) == corrected
         loss = sample_loss.mean() + (correction.mean() if correction is not None else 0.0)
         loss.backward()
         grads[corrected] = (
@@ -81,6 +86,40 @@ def test_gradient_correction_changes_only_the_kappa_gradient():
     assert grads[True][0] == pytest.approx(grads[False][0])  # zero in value
     assert not torch.allclose(grads[True][1], grads[False][1])  # κ gradient corrected
     torch.testing.assert_close(grads[True][2], grads[False][2])  # μ gradient untouched
+
+
+@pytest.mark.parametrize("family_cls", [VonMisesFisherLatent, PowerSphericalLatent])
+def test_spherical_families_declare_their_capabilities(family_cls):
+    family = family_cls(8, 5)
+    assert family.has_density and family.can_sample_prior and not family.has_kl_per_dimension
+    with pytest.raises(CapabilityError):
+        family.kl_per_dimension(family.posterior(torch.randn(2, 8)), family.prior())
+
+
+def test_corrected_and_plain_sampling_draw_the_same_z():
+    h = torch.randn(16, 8)
+    drawn = {}
+    for corrected in (False, True):
+        torch.manual_seed(3)
+        family = VonMisesFisherLatent(8, 7, grad_correction=corrected)
+        torch.manual_seed(4)
+        drawn[corrected] = family.rsample(family.posterior(h))
+    assert torch.equal(drawn[True][0], drawn[False][0])
+    assert drawn[False][1] is None and drawn[True][1].shape == (16,)
+
+
+@pytest.mark.parametrize(
+    ("family", "why"),
+    [
+        (VonMisesFisherLatent(8, 5, kappa=20.0, grad_correction=True), "fixed κ: nothing to correct"),
+        (PowerSphericalLatent(8, 5), "sampled without rejection"),
+    ],
+)
+def test_no_gradient_correction_where_there_is_nothing_to_correct(family, why):
+    q = family.posterior(torch.randn(4, 8))
+    z, sample_info = family.rsample(q)
+    assert z.shape == (4, 5) and sample_info is None, why
+    assert family.gradient_correction(q, sample_info, z.sum(-1)) is None, why
 
 
 @needs_real_data

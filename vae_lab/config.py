@@ -1,4 +1,8 @@
-"""Compose the training config outside the CLI (notebooks, benchmarks, tests)."""
+"""Compose the training config outside the CLI (notebooks, benchmarks, tests).
+
+Importing this module registers vae_lab's config resolvers, so every option composes and
+resolves in a fresh process (``logger=wandb`` names its runs through them).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
+
+from vae_lab import resolvers  # noqa: F401  (registers ${vae_lab.*:} resolvers)
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 

@@ -1,8 +1,9 @@
-"""VAEModule: encoder + latent family + decoder + likelihood, trained with the one ELBO.
+"""VAEModule: encoder + latent family + decoder + likelihood, trained on a pluggable objective.
 
 Every model of the papers reproduced here is this module with other parts plugged in (see
-conf/): the latent family decides q(z|x), p(z) and the divergence; the decoder and likelihood
-decide p(x|z). Nothing in the training step knows which family or modality it runs.
+conf/): the latent family decides q(z|x), p(z) and the true KL; the decoder and likelihood decide
+p(x|z); the objective decides what is minimised (``vae_lab.objectives``). Nothing in the training
+step knows which family, objective or modality it runs.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from torch import nn
 from torch.distributions import Distribution
 from torchmetrics import CatMetric, MeanMetric, Metric
 
-from vae_lab.data.datamodule import BatchGroup
 from vae_lab.latents.base import LatentFamily
+from vae_lab.likelihoods.base import Likelihood
 from vae_lab.metrics.latent import ActiveUnits
 from vae_lab.metrics.likelihood import bits_per_dim, importance_sampled_log_likelihood
-from vae_lab.objective import ELBO
+from vae_lab.objectives.base import Objective, Terms
+from vae_lab.restore import CONFIG_KEY
 from vae_lab.rng import seeded_stream
 
 EVAL_STAGES = ("val", "test")
@@ -39,11 +41,10 @@ class VAEModule(L.LightningModule):
         encoder: nn.Module,
         latent: LatentFamily,
         decoder: nn.Module,
-        likelihood: nn.Module,
-        objective: ELBO,
+        likelihood: Likelihood,
+        objective: Objective,
         optimizer: Callable[..., torch.optim.Optimizer],
         data_dim: int,
-        report_bits_per_dim: bool = False,
         iw_samples_val: int = 0,
         iw_samples_test: int = 5000,
         iw_chunk_size: int = 500,
@@ -53,25 +54,25 @@ class VAEModule(L.LightningModule):
         compile: bool = False,
     ):
         super().__init__()
+        objective.check(latent)  # e.g. free bits need a per-dimension KL: refuse before training
         # The step drives its optimiser itself: Lightning's automatic loop (closure, six hook
         # rounds, clipping plumbing) costs ~10 % of a small MLP's step on the CPU.
         self.automatic_optimization = False
         if gradient_clip_val is not None and gradient_clip_val <= 0:
             raise ValueError(f"grad_clip={gradient_clip_val}: the gradient-norm limit must be > 0, or null for none")
         self.gradient_clip_val = gradient_clip_val
-        # torch.compile fuses the per-example ELBO terms (forward + backward) into a few kernels;
-        # it pays ~25 s of compilation once, so it is opt-in (`compile=true`). Built on first use.
-        self.compile_terms = compile  # (not `self.compile`: that is nn.Module's own method)
-        self._compiled_training_terms = None
+        # torch.compile fuses the per-example loss (forward + backward) into a few kernels; it
+        # pays its compilation once, so it is opt-in (`compile=true`). Built on first use.
+        self.compile_loss = compile  # (not `self.compile`: that is nn.Module's own method)
+        self._compiled_loss = None
         self.encoder, self.latent, self.decoder, self.likelihood = encoder, latent, decoder, likelihood
         self.objective = objective
         self.optimizer_factory = optimizer
         self.data_dim = data_dim
-        self.report_bits_per_dim = report_bits_per_dim
-        self.iw_samples = {"val": iw_samples_val, "test": iw_samples_test}
-        self.iw_chunk_size = iw_chunk_size
-        self.eval_seed = eval_seed
-        names = ["neg_elbo", "recon", "kl", "nll"] + (["bpd"] if report_bits_per_dim else [])
+        self.set_evaluation(iw_samples_val, iw_samples_test, iw_chunk_size, eval_seed)
+        self.total_steps: int | None = None  # the run's optimiser steps, for step-based β schedules
+        self.run_config: dict | None = None  # the composed config, saved in checkpoints (vae_lab.train sets it)
+        names = ["neg_elbo", "recon", "kl", "nll"] + (["bpd"] if likelihood.reports_bits_per_dim else [])
         # Data-specific dataset-level metrics (text: perplexities, mutual information), fresh per
         # stage; each is updated by keyword with the batch's quantities and ignores the rest.
         self.extra_metric_names = list(extra_metrics()) if extra_metrics else []
@@ -89,6 +90,12 @@ class VAEModule(L.LightningModule):
         # Per-example test log-likelihoods (gathered over processes) for the histogram figure.
         self.test_log_likelihoods = CatMetric()
 
+    def set_evaluation(self, iw_samples_val: int, iw_samples_test: int, iw_chunk_size: int, eval_seed: int) -> None:
+        """Evaluation settings (importance samples, chunking, seed); ``vae_lab.evaluate`` changes them."""
+        self.iw_samples = {"val": iw_samples_val, "test": iw_samples_test}
+        self.iw_chunk_size = iw_chunk_size
+        self.eval_seed = eval_seed
+
     # --- the model ------------------------------------------------------------------------
     def posterior(self, x: torch.Tensor) -> Distribution:
         return self.latent.posterior(self.encoder(x))
@@ -99,65 +106,73 @@ class VAEModule(L.LightningModule):
     def decode(self, z: torch.Tensor) -> Distribution:
         return self.likelihood(self.decoder(z))
 
-    def elbo_terms(self, x: torch.Tensor):
-        """One-sample ELBO parts per example: q(z|x), log p(x|z) (B,), divergence (B,)."""
+    def terms(self, x: torch.Tensor) -> tuple[Terms, torch.Tensor | None]:
+        """The batch's one-sample terms for the objective, and what the gradient correction needs."""
         q = self.posterior(x)
-        z = q.rsample()
+        z, sample_info = self.latent.rsample(q)
         log_px = self.decode(z).log_prob(x)
-        return q, log_px, self.latent.divergence(q, self.prior(), z)
+        p = self.prior()
+        return Terms(q=q, p=p, z=z, log_px=log_px, kl=self.latent.kl(q, p, z), latent=self.latent), sample_info
 
     # --- training -------------------------------------------------------------------------
-    def training_terms(self, x: torch.Tensor):
-        """Tensors only (so it can be compiled): log p(x|z), divergence and the latent family's
-        gradient correction (None for reparameterisable families), per example."""
-        q, log_px, divergence = self.elbo_terms(x)
-        return log_px, divergence, self.latent.gradient_correction(q, -log_px)
+    def training_loss(self, x: torch.Tensor, beta: float | torch.Tensor):
+        """Tensors only (so it can be compiled): the loss to minimise, log p(x|z) and the true KL
+        per example, and the objective's own quantities to log."""
+        terms, sample_info = self.terms(x)
+        out = self.objective(terms, beta)
+        loss = out.loss.mean()
+        correction = self.latent.gradient_correction(terms.q, sample_info, out.loss)
+        if correction is not None:
+            loss = loss + correction.mean()  # zero in value; fixes the gradient
+        return loss, terms.log_px, terms.kl, out.logs
 
-    def _step_terms(self, x: torch.Tensor):
-        """``training_terms``, compiled when ``compile=true``."""
-        if not self.compile_terms:
-            return self.training_terms(x)
-        if self._compiled_training_terms is None:
+    def _loss(self, x: torch.Tensor, beta: float):
+        """``training_loss``, compiled when ``compile=true`` (β then enters as a tensor, so a
+        changing β does not recompile)."""
+        if not self.compile_loss:
+            return self.training_loss(x, beta)
+        if self._compiled_loss is None:
             # One eager pass first fills Python-level caches that dynamo cannot trace (the lookup
             # in torch.distributions' KL registry); otherwise the compiled step is split in two
             # graphs with eager code between them, ~20 % slower. Its noise draw is undone.
             cuda = [self.device] if self.device.type == "cuda" else []
             with torch.no_grad(), torch.random.fork_rng(devices=cuda):
-                self.training_terms(x)
-            self._compiled_training_terms = torch.compile(self.training_terms)
-        return self._compiled_training_terms(x)
+                self.training_loss(x, beta)
+            self._compiled_loss = torch.compile(self.training_loss)
+        return self._compiled_loss(x, torch.tensor(beta, device=x.device))
+
+    def on_train_start(self) -> None:
+        trainer = self.trainer
+        group = getattr(trainer.datamodule, "steps_per_call", 1)
+        self.total_steps = trainer.max_steps if trainer.max_steps > 0 else int(trainer.estimated_stepping_batches) * group
 
     def training_step(self, batch, batch_idx):
-        x, _ = batch
-        # steps_per_call > 1: one optimiser step per batch of the group, stopping at max_steps.
-        parts = x if isinstance(x, BatchGroup) else [x]
-        terms = None
-        for part in parts:
-            if terms is not None and 0 <= self.trainer.max_steps <= self.global_step:
-                break
-            terms = self._optimizer_step(part)
-        loss, log_px, divergence, beta = terms
+        group, _ = batch  # a BatchGroup of steps_per_call batches: one optimiser step each
+        stepped = None
+        for x in group:
+            if stepped is not None and 0 <= self.trainer.max_steps <= self.global_step:
+                break  # max_steps falls inside the group
+            stepped = self._optimizer_step(x)
+        loss, log_px, kl, logs = stepped
         if self._logs_this_step():  # the group's last step stands for it
             self.log("train/loss", loss, prog_bar=True)
-            self.log_dict({"train/recon": -log_px.mean(), "train/kl": divergence.mean(), "train/beta": beta})
+            self.log_dict({"train/recon": -log_px.mean(), "train/kl": kl.mean()})
+            self.log_dict({f"train/{name}": value for name, value in logs.items()})
         return loss
 
     def _optimizer_step(self, x):
-        """One ELBO gradient step on batch ``x``; returns the loss and its terms for logging."""
-        log_px, divergence, correction = self._step_terms(x)
-        beta = self.objective.beta(self.current_epoch)
-        loss = self.objective.loss(log_px, divergence, beta)
-        if correction is not None:
-            loss = loss + correction.mean()  # zero in value; fixes the gradient
+        """One gradient step of the objective on batch ``x``; returns the loss and terms for logging."""
+        beta = self.objective.beta(self.global_step, self.current_epoch, self.total_steps)
+        loss, log_px, kl, logs = self._loss(x, beta)
         if not torch.isfinite(loss):
-            self._stop_on_non_finite(log_px, divergence)
+            self._stop_on_non_finite(log_px, kl)
         optimizer = self.optimizers()
         optimizer.zero_grad()
         self.manual_backward(loss)  # precision scaling and DDP gradient sync happen here
         if self.gradient_clip_val is not None:
             self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
         optimizer.step()
-        return loss, log_px, divergence, beta
+        return loss, log_px, kl, logs
 
     def _logs_this_step(self) -> bool:
         """Only on the steps the loggers write: each ``self.log`` costs ~0.5 ms of Lightning
@@ -165,12 +180,13 @@ class VAEModule(L.LightningModule):
         connector = getattr(self._trainer, "_logger_connector", None)
         return getattr(connector, "should_update_logs", True)
 
-    def _stop_on_non_finite(self, log_px: torch.Tensor, divergence: torch.Tensor) -> None:
+    def _stop_on_non_finite(self, log_px: torch.Tensor, kl: torch.Tensor) -> None:
         terms = {
             "reconstruction log p(x|z)": log_px,
-            f"KL/regulariser of {type(self.latent).__name__}": divergence,
+            f"KL of {self.latent.name}": kl,
         }
-        bad = [name for name, value in terms.items() if not torch.isfinite(value).all()] or ["total loss"]
+        bad = [name for name, value in terms.items() if not torch.isfinite(value).all()]
+        bad = bad or [f"{self.objective.name} loss"]
         checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or "none saved yet"
         raise NonFiniteLossError(
             f"non-finite {' and '.join(bad)} at step {self.global_step} (epoch {self.current_epoch}); "
@@ -178,8 +194,17 @@ class VAEModule(L.LightningModule):
             step=self.global_step,
         )
 
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location="cpu", **_) -> VAEModule:
+        """Rebuild the model from the checkpoint alone (its composed config is inside): ``vae_lab.load``."""
+        from vae_lab.restore import load
+
+        return load(checkpoint_path, map_location)
+
     # Resuming must continue the same random stream (reparameterisation noise), not restart it.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.run_config is not None:
+            checkpoint[CONFIG_KEY] = self.run_config
         checkpoint["rng_state"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available() and self.device.type == "cuda":
             checkpoint["rng_state"]["cuda"] = torch.cuda.get_rng_state(self.device)
@@ -213,23 +238,24 @@ class VAEModule(L.LightningModule):
             seeded_stream(self.eval_seed * 1_000_003 + int(batch_index), self.device),
             torch.autocast(self.device.type, enabled=False),
         ):
-            q, log_px, divergence = self.elbo_terms(x)
+            terms, _ = self.terms(x)
+            q, log_px, kl = terms.q, terms.log_px, terms.kl
             metrics = self.eval_metrics[stage]
-            metrics["neg_elbo"].update(divergence - log_px)
+            metrics["neg_elbo"].update(kl - log_px)
             metrics["recon"].update(-log_px)
-            metrics["kl"].update(divergence)
+            metrics["kl"].update(kl)
             metrics["active_units"].update(self.latent.posterior_mean(q))
             num_samples = self.iw_samples[stage]
             nll = None
-            if num_samples > 0:
+            if num_samples > 0 and self.latent.has_density:
                 nll = -self.log_likelihood(x, q, num_samples)
                 metrics["nll"].update(nll)
                 if stage == "test":
                     self.test_log_likelihoods.update(-nll)
-                if self.report_bits_per_dim:
+                if self.likelihood.reports_bits_per_dim:
                     metrics["bpd"].update(bits_per_dim(nll, self.data_dim))
             for name in self.extra_metric_names:
-                metrics[name].update(model=self, x=x, neg_elbo=divergence - log_px, nll=nll)
+                metrics[name].update(model=self, x=x, neg_elbo=kl - log_px, nll=nll)
         for name, metric in metrics.items():
             if (name in ("nll", "bpd") or getattr(metric, "requires_nll", False)) and num_samples == 0:
                 continue

@@ -1,18 +1,18 @@
-"""`python -m vae_lab.train [overrides]`: compose -> instantiate -> fit -> validate/test -> metrics.json.
+"""`python -m vae_lab.train [overrides]`: compose -> instantiate -> fit -> validate/test -> run folder.
 
-Everything here is wiring; the model lives in vae_lab.model, the parts in conf/. A run folder
-ends with either ``metrics.json`` (finished) or ``failure.json`` (the error, its traceback and
-the step); re-running the same command in the same folder resumes from ``checkpoints/last.ckpt``.
+Everything here is wiring; the model lives in vae_lab.model, the parts in conf/, the run
+folder's files in vae_lab.run_folder. A run folder ends finished (metrics) or failed (the error,
+its traceback and the step); re-running the same command in the same folder resumes from its
+last checkpoint.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import difflib
 import logging
 import os
 import sys
-import traceback
 from pathlib import Path
 
 import hydra
@@ -21,16 +21,18 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from vae_lab import resolvers  # noqa: F401  (registers ${vae_lab.*:} config resolvers)
+from vae_lab.checkpoints import AtomicCheckpointIO, NoLoadableCheckpoint, choose_resume_checkpoint
+from vae_lab.config import CONF_DIR
 from vae_lab.data.files import DataFileError
+from vae_lab.run_folder import EVAL_KEYS, RunFolder
 
 log = logging.getLogger("vae_lab")
-METRICS_FILE, FAILURE_FILE = "metrics.json", "failure.json"
 
 
 class ConfigError(ValueError):
@@ -46,17 +48,22 @@ def job_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def validate_config(cfg: DictConfig) -> None:
-    """Top-level values checked before anything is built; parts check their own arguments."""
-    if not isinstance(cfg.latent, int) or cfg.latent < 1:
+    """Top-level values and part pairings checked before anything is built; parts check their own arguments."""
+    if not _positive_int(cfg.latent):
         raise ConfigError(f"latent={cfg.latent}: the latent dimension must be a positive integer")
-    if cfg.warmup < 0:
-        raise ConfigError(f"warmup={cfg.warmup}: the β warm-up length must be >= 0 epochs")
-    for key in ("iw_samples_val", "iw_samples_test"):
-        if cfg.eval[key] < 0:
-            raise ConfigError(f"eval.{key}={cfg.eval[key]}: must be >= 0 (0 skips the importance-sampled NLL)")
-    if cfg.eval.iw_chunk_size < 1:
-        raise ConfigError(f"eval.iw_chunk_size={cfg.eval.iw_chunk_size}: must be a positive integer")
+    validate_pairings(cfg)
+    for key in ("batch_size", "eval_batch_size"):
+        value = OmegaConf.select(cfg, f"data.module.{key}", default=1)
+        if not _positive_int(value):
+            raise ConfigError(f"data.module.{key}={value}: must be a positive integer (examples per batch)")
+    if not cfg.train and cfg.ckpt_path not in (None, "last") and not Path(cfg.ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file to evaluate (train=false)")
+    validate_eval(cfg.eval)
     if cfg.eval_ckpt not in ("best", "last"):
         raise ConfigError(f"eval_ckpt={cfg.eval_ckpt}: expected 'best' or 'last'")
     if not isinstance(cfg.compile, bool):
@@ -79,6 +86,49 @@ def validate_config(cfg: DictConfig) -> None:
         )
 
 
+def validate_eval(eval_cfg: DictConfig) -> None:
+    """The evaluation settings (also what ``vae_lab.evaluate`` may change)."""
+    for key in ("iw_samples_val", "iw_samples_test"):
+        value = eval_cfg[key]
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise ConfigError(f"eval.{key}={value}: must be an integer >= 0 (0 skips the importance-sampled NLL)")
+    if not _positive_int(eval_cfg.iw_chunk_size):
+        raise ConfigError(f"eval.iw_chunk_size={eval_cfg.iw_chunk_size}: must be a positive integer")
+
+
+def _choice(group: str) -> str:
+    """The option picked for a config group, for messages (``data=ptb``)."""
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.choices.get(group))
+    return "?"
+
+
+def validate_pairings(cfg: DictConfig) -> None:
+    """Parts that do not fit each other are refused before anything is loaded, naming both;
+    each part declares what it fits (the likelihood its data types, the latent family whether
+    it needs pseudo-inputs), so nothing here tests concrete types."""
+    data = f"data={cfg.data.name}"
+    likelihood = get_class(cfg.likelihood._target_)
+    data_type = OmegaConf.select(cfg, "data.type")
+    if not likelihood.fits(data_type):
+        raise ConfigError(
+            f"likelihood={_choice('likelihood')} ({likelihood.__name__}, for {' or '.join(likelihood.data_types)} data) "
+            f"does not fit {data} ({data_type} data); drop likelihood= to use the data's own"
+        )
+    family = get_class(cfg.prior._target_)
+    if family.needs_pseudo_inputs and OmegaConf.select(cfg, "data.pseudo_inputs") is None:
+        raise ConfigError(
+            f"prior={_choice('prior')} ({family.__name__}) needs pseudo-inputs in a continuous data space; "
+            f"{data} ({data_type}) has none. Use prior=gauss or prior=vmf for this data"
+        )
+    expected = cfg.get("experiment_data")
+    if expected and cfg.data.name not in expected:
+        raise ConfigError(
+            f"experiment={_choice('experiment')} is the protocol for data={' or '.join(expected)}, not {data}; "
+            "drop data= (the experiment picks it) or choose the experiment of that data"
+        )
+
+
 def pin_ddp_children_to_this_job(output_dir: Path) -> None:
     """Make DDP worker processes re-run exactly this job, in this job's folder.
 
@@ -98,26 +148,36 @@ def build(cfg: DictConfig):
     """Instantiate datamodule, model, loggers, callbacks and trainer from a composed config."""
     datamodule = instantiate(cfg.data.module, steps_per_call=cfg.steps_per_call)
     model = instantiate(cfg.model)
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)  # checkpoints carry it (vae_lab.load)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    # Checkpoints are written to a temporary file and renamed: a kill never leaves a torn one.
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, logger=loggers or False, callbacks=callbacks, plugins=[AtomicCheckpointIO()]
+    )
     return datamodule, model, loggers, trainer
 
 
-def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
+def resume_checkpoint(cfg: DictConfig, folder: RunFolder) -> str | None:
     """Checkpoint to continue training from: ``ckpt_path`` (``last`` = this folder's), or with
-    ``resume=true`` this folder's last checkpoint when an earlier attempt left one."""
-    last = output_dir / "checkpoints" / "last.ckpt"
+    ``resume=true`` this folder's last checkpoint when an earlier attempt left one. An unreadable
+    one (a torn write) is named and the newest loadable checkpoint of the folder used instead."""
+    last = folder.checkpoint("last")
     if cfg.ckpt_path == "last":
         if not last.exists():
             raise ConfigError(f"ckpt_path=last: no {last}; run once without it, or give a checkpoint path")
-        return str(last)
-    if cfg.ckpt_path is not None:
+    elif cfg.ckpt_path is not None:
         return cfg.ckpt_path
-    if cfg.resume and last.exists():
-        log.info("resuming from %s", last)
-        return str(last)
-    return None
+    elif not (cfg.resume and last.exists()):
+        return None
+    try:
+        chosen, warnings = choose_resume_checkpoint(folder.checkpoint_dir, last)
+    except NoLoadableCheckpoint as err:
+        raise ConfigError(str(err)) from None
+    for warning in warnings:
+        log.warning("%s", warning)
+    log.info("resuming from %s", chosen)
+    return str(chosen)
 
 
 def _evaluation_checkpoint(cfg: DictConfig, trainer: L.Trainer) -> str | None:
@@ -132,29 +192,28 @@ def _evaluation_checkpoint(cfg: DictConfig, trainer: L.Trainer) -> str | None:
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
-    output_dir = Path(cfg.paths.output_dir)
-    finished = output_dir / METRICS_FILE
-    (output_dir / FAILURE_FILE).unlink(missing_ok=True)  # a retry starts clean
-    if cfg.resume and cfg.train and finished.exists():
-        summary = json.loads(finished.read_text())
+    folder = RunFolder(cfg.paths.output_dir)
+    folder.clear_failure()  # a retry starts clean
+    summary = folder.summary()
+    if cfg.resume and cfg.train and summary is not None:
         if summary.get("overrides") != job_overrides():
             raise RunFolderConflict(
-                f"{output_dir} already holds a finished job with other overrides "
+                f"{folder.path} already holds a finished job with other overrides "
                 f"({summary.get('overrides')} vs {job_overrides()}); use a new run folder or resume=false"
             )
-        log.info("%s exists: job already finished, skipping (resume=false to train again)", finished)
+        log.info("%s: job already finished, skipping (resume=false to train again)", folder.path)
         return summary["metrics"]
     validate_config(cfg)
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    pin_ddp_children_to_this_job(output_dir)
+    pin_ddp_children_to_this_job(folder.path)
     datamodule, model, loggers, trainer = build(cfg)
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams(model.run_config)
 
     if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, output_dir))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, folder))
     elif cfg.ckpt_path is None:
         raise ConfigError("train=false needs ckpt_path=<checkpoint to evaluate>")
     ckpt = _evaluation_checkpoint(cfg, trainer)
@@ -167,26 +226,26 @@ def run(cfg: DictConfig) -> dict[str, float]:
         metrics.update({k: float(v) for k, v in results[0].items()})
 
     if trainer.is_global_zero:
-        summary = {
-            "metrics": metrics,
-            "checkpoint": ckpt,
-            "epochs": trainer.current_epoch,
-            "steps": trainer.global_step,
-            "overrides": job_overrides(),
-        }
-        finished.write_text(json.dumps(summary, indent=2) + "\n")
-        print_metrics(metrics, output_dir)
+        folder.write_summary(
+            metrics,
+            checkpoint=ckpt,
+            epochs=trainer.current_epoch,
+            steps=trainer.global_step,
+            overrides=job_overrides(),
+            eval={key: cfg.eval[key] for key in EVAL_KEYS} | {"checkpoint": cfg.eval_ckpt},
+        )
+        print_metrics(metrics, folder.path)
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             logger.experiment.finish()  # one W&B run per job, also inside --multirun
     return metrics
 
 
-def print_metrics(metrics: dict[str, float], output_dir: Path) -> None:
+def print_metrics(metrics: dict[str, float], title: object) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"vae_lab metrics ({output_dir})")
+    table = Table(title=f"vae_lab metrics ({title})")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name in sorted(metrics):
@@ -194,12 +253,11 @@ def print_metrics(metrics: dict[str, float], output_dir: Path) -> None:
     Console().print(table)
 
 
-def record_failure(output_dir: Path, err: BaseException) -> None:
-    """Leave the error in the job folder, so a sweep's report can mark the job as failed."""
-    step = getattr(err, "step", None)
-    record = {"error": f"{type(err).__name__}: {err}", "step": step, "traceback": traceback.format_exc()}
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / FAILURE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+def one_line(err: BaseException) -> str:
+    """The message of a bad-input error; Hydra's instantiation wrapper is peeled off."""
+    if isinstance(err, InstantiationException) and err.__cause__ is not None:
+        return f"{err.__cause__}"
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 @contextlib.contextmanager
@@ -225,10 +283,10 @@ def _in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     torch.set_float32_matmul_precision("high")
-    output_dir = Path(cfg.paths.output_dir)
+    folder = RunFolder(cfg.paths.output_dir)
     try:
         with job_scope():
             metrics = run(cfg)
@@ -239,22 +297,65 @@ def main(cfg: DictConfig) -> float | None:
         raise SystemExit(2) from None
     except (DataFileError, ConfigError, InstantiationException) as err:
         # Bad input: a one-line message, no traceback, nothing trained yet.
-        record_failure(output_dir, err)
-        log.error("%s", err)
-        print(f"error: {err}", file=sys.stderr)
+        folder.write_failure(err)
+        log.error("%s", one_line(err))
+        print(f"error: {one_line(err)}", file=sys.stderr)
         if _in_multirun():
             return float("nan")  # a failed trial for sweepers that read the value (Optuna)
         raise SystemExit(2) from None
     except Exception as err:
-        record_failure(output_dir, err)
+        folder.write_failure(err)
         if _in_multirun():
             # One failed job must not stop the sweep: its folder says what happened.
-            log.exception("job failed; see %s", output_dir / FAILURE_FILE)
-            print(f"error: job {output_dir} failed: {type(err).__name__}: {err}", file=sys.stderr)
+            log.exception("job failed; see %s", folder.failure_file)
+            print(f"error: job {folder.path} failed: {type(err).__name__}: {err}", file=sys.stderr)
             return float("nan")
         raise
     return metrics.get("val/nll", metrics.get("val/neg_elbo"))
 
 
+def suggest_keys(overrides: list[str]) -> list[str]:
+    """For each ``a.b.key=value`` override whose key does not exist, the closest existing keys."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from vae_lab.config import compose_train_config
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([o for o in overrides if "=" in o])
+        groups = [o.input_line for o in parsed if "." not in o.key_or_group and not o.is_add()]
+        cfg = compose_train_config(groups, output_dir=".")
+    except Exception:  # the groups themselves are wrong: Hydra's own message says so
+        return []
+    hints = []
+    for override in parsed:
+        key = override.key_or_group
+        if override.is_add() or override.is_delete() or "." not in key or "@" in key:
+            continue
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent, default=None)
+        if isinstance(node, DictConfig) and leaf not in node:
+            close = difflib.get_close_matches(leaf, [str(k) for k in node], n=3, cutoff=0.6)
+            if close:
+                hints.append(f"{key} is not a config key; did you mean {' or '.join(f'{parent}.{c}' for c in close)}?")
+            else:
+                hints.append(f"{key} is not a config key; {parent} has: {', '.join(map(str, node))}")
+    return hints
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``python -m vae_lab.train`` as a function (tests call it in-process): the exit code."""
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    try:
+        main()
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+        if code == 1:  # Hydra refused the overrides; name the keys that were meant
+            for hint in suggest_keys(sys.argv[1:]):
+                print(f"error: {hint}", file=sys.stderr)
+        return code
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

@@ -11,13 +11,8 @@ from torch.distributions import kl_divergence
 
 from vae_lab.distributions.bessel import bessel_iv_ratio
 from vae_lab.distributions.hyperspherical_uniform import HypersphericalUniform, log_sphere_surface_area
-from vae_lab.distributions.von_mises_fisher import (
-    VonMisesFisher,
-    WoodSampler,
-    householder_e1_to,
-    rotate_from_e1,
-    wood_b,
-)
+from vae_lab.distributions.spherical import householder_e1_to, rotate_from_e1
+from vae_lab.distributions.von_mises_fisher import VonMisesFisher, WoodSampler, wood_b
 
 GRID_DIMS = [2, 3, 11, 51, 129, 1001]
 GRID_KAPPAS = [1e-3, 1.0, 10.0, 1e2, 1e3, 1e4, 1e5]
@@ -29,8 +24,8 @@ def _direction(dim: int, dtype=torch.float64, seed: int = 0) -> torch.Tensor:
     return x / x.norm()
 
 
-def _vmf(dim, kappa, dtype=torch.float64, **kwargs) -> VonMisesFisher:
-    return VonMisesFisher(_direction(dim, dtype), torch.tensor(kappa, dtype=dtype), **kwargs)
+def _vmf(dim, kappa, dtype=torch.float64) -> VonMisesFisher:
+    return VonMisesFisher(_direction(dim, dtype), torch.tensor(kappa, dtype=dtype))
 
 
 def _exact_mean_resultant_length(dim: int, kappa: float) -> float:
@@ -62,7 +57,7 @@ def test_mean_resultant_length_and_direction(dim, kappa):
     z = q.rsample((40000,))
     w = z @ q.loc
     a = _exact_mean_resultant_length(dim, kappa)
-    assert abs(q.mean_resultant_length().item() - a) < 1e-12
+    assert abs(q.mean_resultant_length.item() - a) < 1e-12
     # 1 − w is the informative quantity when κ is large: compare it relatively, within 5 s.e.
     one_minus_w = 1 - w
     standard_error = one_minus_w.std() / math.sqrt(len(w))
@@ -268,9 +263,14 @@ def _gradient_of_mean_cosine(dim, kappa, grad_correction, n=30000):
     """Per-sample estimates of d/dκ E[μ·z]: mean and standard error."""
     loc = _direction(dim).expand(n, dim)
     kappa_t = torch.full((n,), kappa, dtype=torch.float64, requires_grad=True)
-    q = VonMisesFisher(loc, kappa_t, grad_correction=grad_correction)
-    f = (q.rsample() * loc).sum(-1)
-    (grad,) = torch.autograd.grad((f + q.grad_correction_surrogate(f)).sum(), kappa_t)
+    q = VonMisesFisher(loc, kappa_t)
+    if grad_correction:
+        z, log_weight = q.rsample_with_log_weight()
+        f = (z * loc).sum(-1)
+        f = f + q.grad_correction_surrogate(f, log_weight)
+    else:
+        f = (q.rsample() * loc).sum(-1)
+    (grad,) = torch.autograd.grad(f.sum(), kappa_t)
     return grad.mean().item(), grad.std().item() / math.sqrt(n)
 
 
@@ -301,13 +301,58 @@ def test_inverse_cdf_gradient_needs_no_correction_for_m3():
 
 
 def test_grad_correction_surrogate_is_zero_in_value():
-    q = _vmf(7, 3.0, grad_correction=True)
-    with pytest.raises(RuntimeError):
-        q.grad_correction_surrogate(torch.ones(10, dtype=torch.float64))
-    z = q.rsample((10,))
+    q = _vmf(7, 3.0)
+    z, log_weight = q.rsample_with_log_weight((10,))
+    assert log_weight.shape == (10,)
     f = z[..., 0] ** 2
-    assert torch.equal(q.grad_correction_surrogate(f), torch.zeros_like(f))
-    assert torch.equal(_vmf(7, 3.0).grad_correction_surrogate(f), torch.zeros_like(f))
+    assert torch.equal(q.grad_correction_surrogate(f, log_weight), torch.zeros_like(f))
+    # m = 3 samples exactly: the log weight is zero, and so is the correction (value and gradient).
+    kappa = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    z3, log_weight3 = VonMisesFisher(_direction(3), kappa).rsample_with_log_weight((10,))
+    assert torch.equal(log_weight3, torch.zeros(10, dtype=torch.float64))
+    f3 = z3[..., 0] ** 2
+    assert torch.equal(VonMisesFisher.grad_correction_surrogate(f3, log_weight3), torch.zeros_like(f3))
+
+
+def test_the_distribution_keeps_no_per_sample_state():
+    """Sampling leaves the instance as it was (bar the lazy caches of κ); the correction uses the
+    log weight it is given, never one remembered from an earlier draw."""
+    kappa = torch.tensor([2.0, 30.0], dtype=torch.float64, requires_grad=True)
+    q = VonMisesFisher(_direction(9).expand(2, 9), kappa)
+    q.log_prob(q.loc), q.entropy(), q.mean  # fill the caches, so that only sampling could add state
+    state = dict(vars(q))
+    torch.manual_seed(14)
+    z_a, log_weight_a = q.rsample_with_log_weight((6,))
+    z_b, log_weight_b = q.rsample_with_log_weight((6,))
+    q.rsample((3,))
+    assert vars(q).keys() == state.keys() and all(vars(q)[k] is v for k, v in state.items())
+    assert not torch.equal(z_a, z_b) and not torch.allclose(log_weight_a, log_weight_b)  # independent draws
+
+    f_a = (z_a * q.loc).sum(-1)
+    (grad_a,) = torch.autograd.grad(q.grad_correction_surrogate(f_a, log_weight_a).sum(), kappa, retain_graph=True)
+    (grad_a_again,) = torch.autograd.grad(
+        q.grad_correction_surrogate(f_a, log_weight_a).sum(), kappa, retain_graph=True
+    )
+    (grad_b,) = torch.autograd.grad(q.grad_correction_surrogate(f_a, log_weight_b).sum(), kappa, retain_graph=True)
+    assert torch.equal(grad_a, grad_a_again)  # the later draw changed nothing
+    assert not torch.allclose(grad_a, grad_b)
+    # ∇κ of the surrogate is f · ∇κ log_weight, from exactly the log weight passed in.
+    (expected,) = torch.autograd.grad((f_a.detach() * log_weight_a).sum(), kappa)
+    torch.testing.assert_close(grad_a, expected, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("sample_shape", [(), (4,)])
+def test_rsample_and_rsample_with_log_weight_draw_the_same_sample(sample_shape):
+    kappa = torch.tensor([0.5, 5.0, 1e3], dtype=torch.float64)
+    for dim in (3, 11):
+        q = VonMisesFisher(_direction(dim).expand(3, dim), kappa)
+        torch.manual_seed(15)
+        z = q.rsample(sample_shape)
+        after_plain = torch.rand(())
+        torch.manual_seed(15)
+        z_weighted, log_weight = q.rsample_with_log_weight(sample_shape)
+        assert torch.equal(z, z_weighted) and torch.equal(torch.rand(()), after_plain)
+        assert log_weight.shape == (*sample_shape, 3)
 
 
 # --- the robustness grid ------------------------------------------------------------------------
@@ -319,13 +364,13 @@ def test_everything_finite_on_the_grid(dim, dtype):
     torch.manual_seed(11)
     loc = _direction(dim, dtype).expand(len(GRID_KAPPAS), dim).clone().requires_grad_(True)
     kappa = torch.tensor(GRID_KAPPAS, dtype=dtype, requires_grad=True)
-    q = VonMisesFisher(loc, kappa, grad_correction=True)
-    z = q.rsample((200,))
+    q = VonMisesFisher(loc, kappa)
+    z, log_weight = q.rsample_with_log_weight((200,))
     log_prob = q.log_prob(z)
     kl = kl_divergence(q, HypersphericalUniform(dim, dtype=dtype))
     entropy = q.entropy()
     f = (z * torch.linspace(-1, 1, dim, dtype=dtype)).sum(-1)
-    objective = (f + q.grad_correction_surrogate(f)).sum() + log_prob.sum() + kl.sum() + entropy.sum()
+    objective = (f + q.grad_correction_surrogate(f, log_weight)).sum() + log_prob.sum() + kl.sum() + entropy.sum()
     loc_grad, kappa_grad = torch.autograd.grad(objective, (loc, kappa))
     for name, tensor in [("z", z), ("log_prob", log_prob), ("kl", kl), ("entropy", entropy)]:
         assert torch.isfinite(tensor).all(), name

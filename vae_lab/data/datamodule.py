@@ -6,10 +6,10 @@ training batches are split so every process runs the same number of steps; evalu
 are whole batches of the single-process order, dealt round-robin, so each example is evaluated
 exactly once and with the same per-batch random stream as in one process.
 
-With ``steps_per_call`` K > 1 the training loader yields K consecutive batches at a time as a
-:class:`BatchGroup`, and the model takes one optimiser step per batch of the group: the same
-batches, noise and updates as K = 1, with one pass through Lightning's per-batch machinery
-(loop bookkeeping, hooks, progress bar) per K steps.
+The training loader yields :class:`BatchGroup` s of ``steps_per_call`` K consecutive batches
+(K = 1: a group of one), and the model takes one optimiser step per batch of the group: K > 1
+gives the same batches, noise and updates as K = 1, with one pass through Lightning's per-batch
+machinery (loop bookkeeping, hooks, progress bar) per K steps.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ class BatchGroup(list):
 class IndexBatches:
     """Iterable of ``(x, global_batch_index)`` from an in-memory tensor ``data (N, …)``.
 
-    Training (``shuffle``) with ``steps_per_call`` K > 1: ``(BatchGroup([x₁ … x_K]), index of
-    x₁)`` instead, the last group of an epoch holding what is left.
+    Training (``shuffle``): ``(BatchGroup([x₁ … x_K]), index of x₁)`` with K = ``steps_per_call``
+    instead, the last group of an epoch holding what is left.
     """
 
     def __init__(
@@ -53,7 +53,8 @@ class IndexBatches:
         self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
         self.seed, self.epoch_fn, self.rank, self.world_size = seed, epoch_fn, rank, world_size
         self.transform = transform
-        self.group = steps_per_call if shuffle else 1  # evaluation batches are never grouped
+        self.grouped = shuffle  # evaluation batches are never grouped
+        self.group = steps_per_call if shuffle else 1
 
     def _batches(self) -> list[tuple[int, torch.Tensor]]:
         """This process's batches as (global batch index, example indices)."""
@@ -80,7 +81,7 @@ class IndexBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor | BatchGroup, int]]:
         batches = self._draw()
-        if self.group == 1:
+        if not self.grouped:
             yield from batches
             return
         while chunk := list(islice(batches, self.group)):

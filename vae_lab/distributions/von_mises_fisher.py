@@ -18,18 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.distributions import Distribution, constraints
-from torch.distributions.kl import register_kl
+from torch.distributions.utils import lazy_property
 
 from vae_lab.distributions.bessel import bessel_iv_ratio, log_bessel_iv_normalized
-from vae_lab.distributions.hyperspherical_uniform import (
-    HypersphericalUniform,
-    broadcast_concentration,
-    log_sphere_surface_area,
-    unit_sphere,
-)
+from vae_lab.distributions.hyperspherical_uniform import log_sphere_surface_area
+from vae_lab.distributions.spherical import SphericalDistribution
 
-__all__ = ["VonMisesFisher", "WoodSampler", "householder_e1_to", "rotate_from_e1", "wood_b"]
+__all__ = ["VonMisesFisher", "WoodSampler", "wood_b"]
 
 
 def wood_b(kappa: torch.Tensor, dim: int) -> torch.Tensor:
@@ -112,175 +107,124 @@ class WoodSampler:
         return eps.gather(-1, first).squeeze(-1), ok.any(-1)
 
 
-def householder_e1_to(loc: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Apply an orthogonal map that sends e₁ to ``loc`` (unit vectors, last dim) to ``x``.
-
-    A Householder reflection with u = e₁ − μ divides by |u|² = 2(1 − μ₁), which vanishes when
-    μ ≈ e₁. We use u = e₁ + sμ with s = sign(μ₁), so |u|² = 2(1 + |μ₁|) ≥ 2, and the map
-    x ↦ −s (x − 2u(u·x)/|u|²) still sends e₁ to μ (for s = 1 it is a reflection followed by −I,
-    which is orthogonal too, so a vMF sample stays a vMF sample).
-    """
-    sign = torch.where(loc[..., :1] >= 0, 1.0, -1.0).to(loc.dtype)
-    u = torch.cat([1 + sign * loc[..., :1], sign * loc[..., 1:]], dim=-1)
-    u_sq = 2 * (1 + sign * loc[..., :1])
-    return -sign * (x - u * (2 * (u * x).sum(-1, keepdim=True) / u_sq))
-
-
-def rotate_from_e1(loc: torch.Tensor, w: torch.Tensor, radius: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """T_μ (w, radius · v̂) with v̂ = noise/‖noise‖ and T_μ the map of :func:`householder_e1_to`.
-
-    With noise ~ N(0, I_{m−1}), v̂ is uniform on S^{m−2}, so this turns a draw of the cosine w = μ·z
-    into a draw of z. It is householder_e1_to(loc, cat(w, radius · v̂)) worked out by hand — with
-    a = 1 + |μ₁|: z₁ = μ₁w + radius (μ₂:·v̂), z₂: = μ₂:(w + s·radius (μ₂:·v̂)/a) − s·radius·v̂ — to
-    make fewer passes over the (batch, m) arrays (the sampler's main cost at large m).
-    """
-    noise_norm = torch.linalg.vector_norm(noise, dim=-1).clamp_min(torch.finfo(noise.dtype).tiny)
-    mu_first, mu_rest = loc[..., 0], loc[..., 1:]
-    sign = torch.where(mu_first >= 0, 1.0, -1.0).to(loc.dtype)
-    tangential = radius * torch.linalg.vecdot(mu_rest, noise) / noise_norm  # radius · (μ₂:·v̂)
-    first = mu_first * w + tangential
-    along_mu_rest = w + sign * tangential / (1 + sign * mu_first)
-    rest = torch.addcmul(mu_rest * along_mu_rest.unsqueeze(-1), noise, (-sign * radius / noise_norm).unsqueeze(-1))
-    return torch.cat([first.unsqueeze(-1), rest], dim=-1)
-
-
-class VonMisesFisher(Distribution):
+class VonMisesFisher(SphericalDistribution):
     """von Mises-Fisher distribution vMF(μ, κ) on S^{m−1} ⊂ R^m.
 
     Args:
         loc: mean direction μ, unit vectors of shape (..., m), m ≥ 2.
         scale: concentration κ > 0, shape (...) or (..., 1) (stored as ``scale`` of shape (...)).
-        grad_correction: also provide the correction term of the rejection-sampling
-            reparameterisation gradient (Naesseth et al. 2017) via
-            :meth:`grad_correction_surrogate`; without it the gradient flows through the
-            accepted sample only, as in public S-VAE code (biased in κ for m ≠ 3).
 
-    Batch shape (...), event shape (m,). ``rsample`` is reparameterised in μ and κ.
+    Batch shape (...), event shape (m,). ``rsample`` is reparameterised in μ and κ; for m ≠ 3 its
+    gradient in κ flows through the accepted sample only, as in public S-VAE code, which is
+    biased. The unbiased gradient (Naesseth et al. 2017) adds a correction term:
+    :meth:`rsample_with_log_weight` returns the log weight it needs beside the sample, and
+    :meth:`grad_correction_surrogate` turns the two into a zero-valued term to add to the loss.
+    The distribution keeps no state from one sample to the next.
     """
 
-    arg_constraints = {"loc": unit_sphere, "scale": constraints.positive}
-    support = unit_sphere
-    has_rsample = True
     sampler = WoodSampler()
-
-    def __init__(
-        self,
-        loc: torch.Tensor,
-        scale: torch.Tensor | float,
-        grad_correction: bool = False,
-        validate_args: bool | None = None,
-    ):
-        if loc.dim() < 1 or loc.shape[-1] < 2:
-            raise ValueError(f"loc has shape {tuple(loc.shape)}: the vMF needs vectors of dimension m ≥ 2")
-        self.scale = broadcast_concentration(loc, scale)
-        self.loc = loc.expand(*self.scale.shape, loc.shape[-1])
-        self.grad_correction = grad_correction
-        self._log_weight: torch.Tensor | None = None
-        super().__init__(self.scale.shape, loc.shape[-1:], validate_args=validate_args)
-
-    @property
-    def dim(self) -> int:
-        return self.event_shape[0]
+    _batch_shaped_caches = ("_log_rho", "mean_resultant_length")
 
     @property
     def _order(self) -> float:
         """ν = m/2 − 1, the order of the Bessel function in the normaliser."""
         return self.dim / 2 - 1
 
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(VonMisesFisher, _instance)
-        batch_shape = torch.Size(batch_shape)
-        new.scale = self.scale.expand(batch_shape)
-        new.loc = self.loc.expand(*batch_shape, self.dim)
-        new.grad_correction = self.grad_correction
-        new._log_weight = None
-        super(VonMisesFisher, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
-
+    @lazy_property
     def mean_resultant_length(self) -> torch.Tensor:
-        """A_m(κ) = E[μ·z] = I_{m/2}(κ) / I_{m/2−1}(κ)."""
+        """A_m(κ) = E[μ·z] = I_{m/2}(κ) / I_{m/2−1}(κ), batch shape."""
         return bessel_iv_ratio(self._order, self.scale)
+
+    @lazy_property
+    def _log_rho(self) -> torch.Tensor:
+        """log ρ_ν(κ), the κ-dependent part of −log C_m(κ) (see ``bessel.py``), batch shape."""
+        return log_bessel_iv_normalized(self._order, self.scale)
 
     @property
     def mean(self) -> torch.Tensor:
-        return self.mean_resultant_length().unsqueeze(-1) * self.loc
-
-    @property
-    def mode(self) -> torch.Tensor:
-        return self.loc
-
-    def _log_rho(self) -> torch.Tensor:
-        return log_bessel_iv_normalized(self._order, self.scale)
+        return self.mean_resultant_length.unsqueeze(-1) * self.loc
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        if self._validate_args:
-            self._validate_sample(value)
-        cosine = (self.loc * value).sum(-1)
-        return self.scale * cosine - self._log_rho() - log_sphere_surface_area(self.dim)
+        return self.scale * self._cosine(value) - self._log_rho - log_sphere_surface_area(self.dim)
 
     def entropy(self) -> torch.Tensor:
-        return log_sphere_surface_area(self.dim) + self._log_rho() - self.scale * self.mean_resultant_length()
+        return log_sphere_surface_area(self.dim) + self._log_rho - self.scale * self.mean_resultant_length
 
     def kl_to_uniform(self) -> torch.Tensor:
-        """KL(vMF ‖ uniform on S^{m−1}) = κ A_m(κ) − log ρ_ν(κ) ≥ 0, one value per batch element."""
-        return self.scale * self.mean_resultant_length() - self._log_rho()
+        """KL(vMF ‖ uniform on S^{m−1}) = κ A_m(κ) − log ρ_ν(κ) ≥ 0, one value per batch element.
+
+        The same as log|S^{m−1}| − H, without cancelling the two (log|S^{m−1}| ≈ −2000 at m = 1001).
+        """
+        return self.scale * self.mean_resultant_length - self._log_rho
 
     def rsample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> torch.Tensor:
+        """z of shape sample_shape + batch_shape + (m,); the log weight is not computed."""
+        return self._rsample(sample_shape, with_log_weight=False)[0]
+
+    def rsample_with_log_weight(
+        self, sample_shape: torch.Size | tuple[int, ...] = ()
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z, log_weight): the same draw as :meth:`rsample` (same random numbers for a seed), and
+        log(q/r) at it (shape sample_shape + batch_shape), the input of
+        :meth:`grad_correction_surrogate`. Zeros for m = 3, where sampling is exact.
+        """
+        return self._rsample(sample_shape, with_log_weight=True)
+
+    def _rsample(
+        self, sample_shape: torch.Size | tuple[int, ...], with_log_weight: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         shape = self._extended_shape(sample_shape)
         kappa = self.scale.expand(shape[:-1])
         if self.dim == 3:
             one_minus_w = self._one_minus_w_inverse_cdf(kappa)
-            self._log_weight = torch.zeros_like(kappa)
+            log_weight = torch.zeros_like(kappa) if with_log_weight else None
         else:
-            one_minus_w = self._one_minus_w_wood(kappa)
+            one_minus_w, log_weight = self._one_minus_w_wood(kappa, with_log_weight)
         w = 1 - one_minus_w
         # 1 − w² = (1 − w)(1 + w) without cancellation; the floor keeps the sqrt gradient finite.
         radius = torch.sqrt((one_minus_w * (2 - one_minus_w)).clamp_min(torch.finfo(w.dtype).tiny))
-        noise = torch.randn(shape[:-1] + (self.dim - 1,), dtype=w.dtype, device=w.device)
-        return rotate_from_e1(self.loc.expand(shape), w, radius, noise)
+        return self._place_cosine(shape, w, radius), log_weight
 
     def _one_minus_w_inverse_cdf(self, kappa: torch.Tensor) -> torch.Tensor:
         """m = 3: F(w) ∝ e^{κw} − e^{−κ} inverts to 1 − w = −log1p(r·expm1(−2κ))/κ, r ~ U[0, 1)."""
         r = torch.rand_like(kappa)
         return (-torch.log1p(r * torch.expm1(-2 * kappa)) / kappa).clamp(0, 2)
 
-    def _one_minus_w_wood(self, kappa: torch.Tensor) -> torch.Tensor:
-        """Wood's w = (1 − (1+b)ε)/(1 − (1−b)ε), as 1 − w = 2bε/D; differentiable in κ through b."""
+    def _one_minus_w_wood(self, kappa: torch.Tensor, with_log_weight: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Wood's w = (1 − (1+b)ε)/(1 − (1−b)ε), as 1 − w = 2bε/D; differentiable in κ through b.
+
+        ``kappa`` is κ expanded to sample + batch shape. Returns 1 − w and, if asked, the log weight.
+        b is computed here from that ``kappa``, not cached per instance: it is needed only here,
+        once per draw, and its gradient must reach κ through the same node as the log weight's
+        (a cached b would regroup the κ gradient's sums and change its rounding).
+        """
         b = wood_b(kappa, self.dim)
         eps = self.sampler.sample_eps(kappa, b, self.dim)
         d = 1 - (1 - b) * eps
         one_minus_w = 2 * b * eps / d
-        if self.grad_correction:
-            # log(q/r) at w = h(ε, κ) up to terms free of κ: target log-density of w plus the
-            # log-Jacobian |∂h/∂ε| = 2b/D² (Naesseth et al. 2017, eq. 7, specialised to Wood).
-            self._log_weight = (
-                kappa * (1 - one_minus_w)
-                + 0.5 * (self.dim - 1) * torch.log(b)
-                - (self.dim - 1) * torch.log(d)
-                - log_bessel_iv_normalized(self._order, kappa)
-            )
-        return one_minus_w
+        if not with_log_weight:
+            return one_minus_w, None
+        # log(q/r) at w = h(ε, κ) up to terms free of κ: target log-density of w plus the
+        # log-Jacobian |∂h/∂ε| = 2b/D² (Naesseth et al. 2017, eq. 7, specialised to Wood). The
+        # Bessel term is evaluated here, at sample shape, rather than taken from the cached
+        # ``_log_rho``: sharing that autograd node would add this path's κ gradient to the KL's
+        # before, not after, the Bessel backward, which rounds differently; training stays
+        # bit-identical to the stateful implementation this replaced.
+        log_weight = (
+            kappa * (1 - one_minus_w)
+            + 0.5 * (self.dim - 1) * torch.log(b)
+            - (self.dim - 1) * torch.log(d)
+            - log_bessel_iv_normalized(self._order, kappa)
+        )
+        return one_minus_w, log_weight
 
-    def grad_correction_surrogate(self, f: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def grad_correction_surrogate(f: torch.Tensor, log_weight: torch.Tensor) -> torch.Tensor:
         """Zero in value; its gradient is f · ∇κ log(q/r)(h(ε, κ)), the correction term g_cor.
 
-        ``f`` holds the per-sample objective evaluated at the last :meth:`rsample` (shape
+        ``f`` holds the per-sample objective evaluated at the z that
+        :meth:`rsample_with_log_weight` returned together with ``log_weight`` (shape
         sample_shape + batch_shape, or broadcastable to it). Add the result to ``f`` before
-        reducing: ``loss = (f + q.grad_correction_surrogate(f)).mean()``. Returns zeros when
-        ``grad_correction`` is off, and for m = 3, where sampling is exact and needs no
-        correction.
+        reducing: ``loss = (f + q.grad_correction_surrogate(f, log_weight)).mean()``.
         """
-        if not self.grad_correction:
-            return torch.zeros_like(f)
-        if self._log_weight is None:
-            raise RuntimeError("grad_correction_surrogate needs a preceding rsample()")
-        log_weight = self._log_weight
         return f.detach() * (log_weight - log_weight.detach())
-
-
-@register_kl(VonMisesFisher, HypersphericalUniform)
-def _kl_vmf_uniform(p: VonMisesFisher, q: HypersphericalUniform) -> torch.Tensor:
-    if p.dim != q.dim:
-        raise ValueError(f"KL between a vMF on S^{p.dim - 1} and a uniform on S^{q.dim - 1}")
-    return p.kl_to_uniform()

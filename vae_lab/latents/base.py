@@ -1,8 +1,19 @@
-"""The latent-family interface: posterior, prior and divergence term of a VAE.
+"""The latent-family interface: posterior q(z|x), prior p(z), the true KL and its gradient correction.
 
 A latent family is the only thing that differs between a Gaussian VAE, a VampPrior VAE and a
-hyperspherical (vMF) VAE. The model (``vae_lab.model.VAEModule``) calls only the methods below,
+hyperspherical (vMF) VAE. It never decides what is minimised (that is the objective's job,
+``vae_lab.objectives``). The model (``vae_lab.model.VAEModule``) calls only the methods below,
 so a new family is one file here plus one YAML file in ``conf/prior``.
+
+A family declares what it can do as class attributes; evaluation, objectives and media ask
+these instead of testing types:
+
+- ``has_density``: ``q.log_prob`` and ``p.log_prob`` exist (importance sampling, MI, holes);
+- ``has_kl_per_dimension``: a closed-form KL per latent dimension (free bits, per-dimension
+  figures), see :meth:`kl_per_dimension`;
+- ``can_sample_prior``: ``p.sample`` works (prior samples in media);
+- ``needs_pseudo_inputs``: the prior is built from learned points of the data space (VampPrior),
+  so the data must name how to initialise them (``data.pseudo_inputs``).
 """
 
 from __future__ import annotations
@@ -18,12 +29,21 @@ from torch.distributions import Distribution, kl_divergence
 PosteriorFn = Callable[[torch.Tensor], Distribution]
 
 
+class CapabilityError(ValueError):
+    """A part was asked for something it declares it cannot do (e.g. free bits without a per-dimension KL)."""
+
+
 class LatentFamily(nn.Module):
-    """Turns encoder features ``h (B, H)`` into q(z|x); defines p(z) and the divergence.
+    """Turns encoder features ``h (B, H)`` into q(z|x); defines p(z) and the KL.
 
     Subclasses implement :meth:`posterior` and :meth:`prior`. Distributions have batch shape
     ``(B,)`` and event shape ``(latent_dim,)`` so ``log_prob`` returns one value per example.
     """
+
+    has_density = True
+    has_kl_per_dimension = False
+    can_sample_prior = True
+    needs_pseudo_inputs = False
 
     def __init__(self, in_features: int, latent_dim: int):
         super().__init__()
@@ -32,6 +52,10 @@ class LatentFamily(nn.Module):
         self.in_features = in_features
         self.latent_dim = latent_dim
 
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
     def posterior(self, h: torch.Tensor) -> Distribution:
         raise NotImplementedError
 
@@ -39,17 +63,32 @@ class LatentFamily(nn.Module):
         """p(z). ``posterior_fn`` is the model's x -> q(z|x) map (used by the VampPrior)."""
         raise NotImplementedError
 
-    def divergence(self, q: Distribution, p: Distribution, z: torch.Tensor) -> torch.Tensor:
-        """KL(q‖p) per example: closed form when registered, else the one-sample estimate."""
+    def rsample(self, q: Distribution) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One reparameterised sample z (B, L) and what :meth:`gradient_correction` needs from
+        it (None for families sampled without rejection)."""
+        return q.rsample(), None
+
+    def kl(self, q: Distribution, p: Distribution, z: torch.Tensor) -> torch.Tensor:
+        """KL(q‖p) per example (B,): closed form when registered, else the one-sample estimate at z."""
         try:
             return kl_divergence(q, p)
         except NotImplementedError:
             return q.log_prob(z) - p.log_prob(z)
 
-    def gradient_correction(self, q: Distribution, sample_loss: torch.Tensor) -> torch.Tensor | None:
+    def kl_per_dimension(self, q: Distribution, p: Distribution) -> torch.Tensor:
+        """Closed-form KL(q_d‖p_d) per example and dimension (B, L); only where ``has_kl_per_dimension``."""
+        raise CapabilityError(
+            f"{self.name} has no closed-form per-dimension KL (its posterior or prior does not factorise "
+            "over dimensions); pick a family that has one (prior=gauss) or an objective that does not need it"
+        )
+
+    def gradient_correction(
+        self, q: Distribution, sample_info: torch.Tensor | None, sample_loss: torch.Tensor
+    ) -> torch.Tensor | None:
         """A zero-valued term whose gradient corrects a biased reparameterisation (vMF), or None.
 
-        ``sample_loss`` is the per-example loss at the sample drawn by the last ``rsample``.
+        ``sample_info`` is what :meth:`rsample` returned beside z; ``sample_loss`` is the
+        per-example loss the objective computed at that z (B,).
         """
         return None
 

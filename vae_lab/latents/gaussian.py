@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.distributions import Distribution, Independent, Normal
+from torch.distributions import Distribution, Independent, Normal, kl_divergence
 
 from vae_lab.latents.base import LatentFamily, PosteriorFn
 
 
 class GaussianLatent(LatentFamily):
     """q(z|x) = N(μ, diag σ²) with log σ² in [−6, 2] (VampPrior code); p(z) = N(0, I)."""
+
+    has_kl_per_dimension = True
 
     def __init__(self, in_features: int, latent_dim: int, min_logvar: float = -6.0, max_logvar: float = 2.0):
         super().__init__(in_features, latent_dim)
@@ -25,3 +27,7 @@ class GaussianLatent(LatentFamily):
 
     def prior(self, posterior_fn: PosteriorFn | None = None) -> Distribution:
         return Independent(Normal(self.zero, torch.ones_like(self.zero), validate_args=False), 1)
+
+    def kl_per_dimension(self, q: Distribution, p: Distribution) -> torch.Tensor:
+        """KL(N(μ_d, σ_d²) ‖ p_d) in closed form, (B, L); sums to ``kl`` over dimensions."""
+        return kl_divergence(q.base_dist, p.base_dist)

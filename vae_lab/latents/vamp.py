@@ -13,7 +13,7 @@ from torch import nn
 from torch.distributions import Distribution
 
 from vae_lab.distributions.gaussian_mixture import DiagonalGaussianMixture
-from vae_lab.latents.base import PosteriorFn
+from vae_lab.latents.base import LatentFamily, PosteriorFn
 from vae_lab.latents.gaussian import GaussianLatent
 
 INITS = ("normal", "data")
@@ -28,6 +28,11 @@ class VampPriorLatent(GaussianLatent):
     the first K training images plus N(0, init_std²) noise, set when training starts (see
     :class:`vae_lab.callbacks.data_init.DataDependentInit`).
     """
+
+    # The mixture prior does not factorise over dimensions: no per-dimension KL.
+    has_kl_per_dimension = False
+    needs_pseudo_inputs = True
+    kl_per_dimension = LatentFamily.kl_per_dimension
 
     def __init__(
         self,

@@ -23,6 +23,10 @@ from vae_lab.latents.base import LatentFamily, PosteriorFn
 class SphericalLatent(LatentFamily):
     """Mean direction μ = normalise(Linear(h)); concentration learned or fixed."""
 
+    has_density = True  # q and the uniform prior both have log_prob
+    has_kl_per_dimension = False  # the sphere does not factorise over coordinates
+    can_sample_prior = True  # the uniform prior samples exactly
+
     def __init__(self, in_features: int, latent_dim: int, kappa: float | None = None, kappa_floor: float = 1.0):
         name = type(self).__name__
         if latent_dim < 2:
@@ -56,7 +60,12 @@ class SphericalLatent(LatentFamily):
 
 
 class VonMisesFisherLatent(SphericalLatent):
-    """vMF posterior sampled by Wood's rejection sampler; optional gradient correction term."""
+    """vMF posterior sampled by Wood's rejection sampler; optional gradient correction term.
+
+    With ``grad_correction`` and a learned κ, :meth:`rsample` also returns the sample's log
+    weight and :meth:`gradient_correction` turns it into the zero-valued term that makes the
+    κ gradient unbiased. With a fixed κ there is nothing to correct.
+    """
 
     def __init__(
         self,
@@ -70,10 +79,21 @@ class VonMisesFisherLatent(SphericalLatent):
         self.grad_correction = grad_correction
 
     def distribution(self, loc: torch.Tensor, kappa: torch.Tensor) -> Distribution:
-        return VonMisesFisher(loc, kappa, grad_correction=self.grad_correction and self.kappa_head is not None)
+        return VonMisesFisher(loc, kappa)
 
-    def gradient_correction(self, q: Distribution, sample_loss: torch.Tensor) -> torch.Tensor | None:
-        return q.grad_correction_surrogate(sample_loss) if self.grad_correction else None
+    def rsample(self, q: VonMisesFisher) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(z, log weight) when the κ gradient is corrected (learned κ), else (z, None)."""
+        if self.grad_correction and self.kappa_head is not None:
+            return q.rsample_with_log_weight()
+        return q.rsample(), None
+
+    def gradient_correction(
+        self, q: VonMisesFisher, sample_info: torch.Tensor | None, sample_loss: torch.Tensor
+    ) -> torch.Tensor | None:
+        """The surrogate of :meth:`VonMisesFisher.grad_correction_surrogate`, or None when off."""
+        if sample_info is None:
+            return None
+        return q.grad_correction_surrogate(sample_loss, sample_info)
 
 
 class PowerSphericalLatent(SphericalLatent):

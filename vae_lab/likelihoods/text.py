@@ -12,6 +12,7 @@ from torch import nn
 from torch.distributions import Distribution, constraints
 
 from vae_lab.data.text import BOS, EOS, NUM_INPUT_ONLY, PAD, UNK
+from vae_lab.likelihoods.base import Likelihood
 from vae_lab.nets.text import LatentConditionedLSTM
 
 
@@ -84,8 +85,10 @@ class TokenSequence(Distribution):
         return self.sample(greedy=True)
 
 
-class TokenSequenceLikelihood(nn.Module):
+class TokenSequenceLikelihood(Likelihood):
     """Softmax over the ``vocab_size`` outputs (end token, unknown token, words) at every step."""
+
+    data_types = ("token_sequence",)
 
     def __init__(
         self,
@@ -124,7 +127,9 @@ class BagOfWords(Distribution):
         return F.softmax(self.logits, -1)
 
 
-class BagOfWordsLikelihood(nn.Module):
+class BagOfWordsLikelihood(Likelihood):
+    data_types = ("word_counts",)
+
     def __init__(self, in_features: int, vocab_size: int):
         super().__init__()
         self.head = nn.Linear(in_features, vocab_size)

@@ -1,0 +1,3 @@
+from vae_lab.report.cli import main
+
+main()

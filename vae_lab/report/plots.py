@@ -1,0 +1,88 @@
+"""The report's figures: tables as line plots, and per-example test log-likelihood histograms."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from vae_lab.report.tables import Label, Metric, Reference, Table
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_tables(path: Path, tables: list[Table]) -> None:
+    """One panel per table: each metric column against the rows (error bars: std over seeds),
+    dashed where the table shows reference values."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3.8), squeeze=False)
+    for ax, table in zip(axes[0], tables, strict=True):
+        with_reference = {c.of for c in table.columns if isinstance(c, Reference)}
+        metrics = [c for c in table.columns if isinstance(c, Metric)]
+        for i, column in enumerate(metrics):
+            cells = [row.cells[column.key] for row in table.rows]
+            points = [(x, c) for x, c in enumerate(cells) if c.values]
+            if points:
+                ax.errorbar(
+                    [x for x, _ in points],
+                    [c.mean for _, c in points],
+                    yerr=[c.std or 0 for _, c in points],
+                    marker="o",
+                    color=f"C{i}",
+                    label=column.title,
+                    capsize=3,
+                )
+            refs = [(x, c.reference) for x, c in enumerate(cells) if c.reference is not None]
+            if column.key in with_reference and refs:
+                ax.plot(
+                    *zip(*refs, strict=True),
+                    linestyle="--",
+                    marker="x",
+                    color=f"C{i}",
+                    label=f"{column.title} (reference)",
+                )
+        ax.set_xticks(range(len(table.rows)), [", ".join(map(str, row.label.values())) for row in table.rows])
+        labels = ", ".join(c.title for c in table.columns if isinstance(c, Label))
+        ax.set(xlabel=labels, ylabel=table.quantity, title=table.name)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_log_likelihoods(path: Path, runs: list[tuple[str, int, str, np.ndarray]]) -> bool:
+    """Histograms of per-example test log-likelihoods, overlaid per (dataset, latent size); ``runs``
+    holds (dataset, latent, legend, values). Writes nothing (False) when there are none."""
+    groups = defaultdict(list)
+    for dataset, latent, legend, values in runs:
+        groups[dataset, latent].append((legend, values))
+    if not groups:
+        return False
+    plt = _pyplot()
+    datasets = sorted({d for d, _ in groups})
+    latents = sorted({latent for _, latent in groups})
+    fig, axes = plt.subplots(
+        len(datasets), len(latents), figsize=(4 * len(latents), 3.2 * len(datasets)), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.set_visible(False)  # shown again where a (dataset, latent) pair has runs
+    for (dataset, latent), found in sorted(groups.items()):
+        ax = axes[datasets.index(dataset), latents.index(latent)]
+        ax.set_visible(True)
+        bins = np.linspace(min(v.min() for _, v in found), max(v.max() for _, v in found), 60)
+        for legend, values in found:
+            ax.hist(values, bins=bins, histtype="step", linewidth=1.5, label=legend)
+        ax.set(title=f"{dataset}, latent {latent}", xlabel="test log-likelihood (nats)", ylabel="examples")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True

@@ -1,0 +1,119 @@
+"""The table of each kind of experiment: one :class:`~vae_lab.report.tables.TableSpec` each.
+
+``SPECS`` lists them in the order the report prints them; a job goes to the spec of its kind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vae_lab.report import plots, references
+from vae_lab.report.jobs import BPD, Job, nll_metric
+from vae_lab.report.names import VAMPPRIOR_PAPER_NAMES, prior_name, prior_order
+from vae_lab.report.tables import Metric, Reference, Row, Table, TableSpec
+
+UNITS = {"test/nll": "nats", BPD: "bits/dim"}
+
+
+class ImageNLLSpec(TableSpec):
+    """The VampPrior paper's layout, one table per dataset: rows latent size (plus hidden width and
+    K where they vary among the jobs), columns prior, cells test NLL in nats or bits/dim, mean ±
+    std over seeds; reference values from REFERENCE.md §1."""
+
+    kind = "image"
+    csv_file = "report.csv"
+    column_field = "prior"
+    label_titles = {"components": "K"}
+    arch = {"hidden": "encoder.hidden", "components": "prior.components"}  # row keys where they vary
+    reference_defaults = {"hidden": 300, "components": 500}  # the reproduction's, where a row does not say
+
+    def group(self, job: Job) -> dict:
+        return {"dataset": job.dataset, "metric": nll_metric(job)}
+
+    def describe(self, fields: dict) -> tuple[str, str]:
+        return fields["dataset"], f"test NLL ({UNITS[fields['metric']]})"
+
+    def rows(self, jobs: list[Job]) -> list[Row]:
+        arch = [{k: j.get(key) for k, key in self.arch.items()} for j in jobs]
+        varying = [k for k in self.arch if len({a[k] for a in arch} - {None}) > 1]
+        # Rows come from jobs that set every varying key (a prior without K cannot define a K row).
+        settings = {(j.latent, *(a[k] for k in varying)) for j, a in zip(jobs, arch, strict=True)}
+        keys = sorted(key for key in settings if None not in key)
+        if not keys:  # no job sets every varying key
+            keys = sorted({(j.latent,) + (None,) * len(varying) for j in jobs})
+        rows = []
+        for key in keys:
+            label = dict(zip(["latent", *varying], key, strict=True))
+            # A job fills a row when its settings agree; a setting its prior lacks (None) matches any.
+            here = [
+                j
+                for j, a in zip(jobs, arch, strict=True)
+                if j.latent == label["latent"] and all(a[k] in (None, label[k]) for k in varying)
+            ]
+            rows.append(Row(label, here))
+        return rows
+
+    def columns(self, fields: dict, jobs: list[Job], reference: bool) -> list[Metric | Reference]:
+        digits = 3 if fields["metric"] == BPD else 2
+        columns = []
+        for prior, kappa in sorted({(j.prior, j.kappa) for j in jobs}, key=lambda p: prior_order(*p)):
+            key = prior if kappa is None else f"{prior} kappa={kappa:g}"
+            title = prior_name(prior, kappa, VAMPPRIOR_PAPER_NAMES)
+            columns.append(
+                Metric(key, title, fields["metric"], digits, lambda j, p=(prior, kappa): (j.prior, j.kappa) == p)
+            )
+            if reference:
+                columns.append(Reference(key, digits=digits))
+        return columns
+
+    def reference(self, fields: dict, label: dict, column: Metric) -> float | None:
+        settings = self.reference_defaults | {k: v for k, v in label.items() if v is not None}
+        return references.lookup("vampprior.csv", **fields, **settings, prior=column.key)
+
+    def note_metric(self, fields: dict) -> str:
+        return fields["metric"]
+
+    def figures(self, out: Path, tables: list[Table], jobs: list[Job]) -> None:
+        plots.plot_tables(out / "report.png", tables)
+        runs = []
+        for job in jobs:
+            values = job.run.log_likelihoods() if job.status == "ok" else None
+            if values is not None:
+                k = job.get("prior.components")
+                name = prior_name(job.prior, job.kappa, VAMPPRIOR_PAPER_NAMES) + (f" K {k}" if k is not None else "")
+                runs.append((job.dataset, job.latent, f"{name} s{job.seed}", values))
+        plots.plot_log_likelihoods(out / "log_likelihoods.png", runs)
+
+
+class TextSpec(TableSpec):
+    """Text VAEs (Xu & Durrett, He et al.): one row per job with its progress, the ELBO perplexity
+    (the figure the vMF paper reports), importance-sampled perplexity and NLL, KL, mutual
+    information and active units, beside the paper's vMF perplexity (REFERENCE.md §3)."""
+
+    kind = "text"
+    csv_file = "report_text.csv"
+    per_job = True
+    metrics = ("ppl_elbo", "ppl", "nll", "kl", "mi", "active_units")
+
+    def describe(self, fields: dict) -> tuple[str, str]:
+        return "text VAEs", "test metrics (perplexities per token, NLL/KL/MI in nats per example)"
+
+    def label(self, job: Job) -> dict:
+        return {
+            "data": job.dataset,
+            "prior": prior_name(job.prior, job.kappa),
+            "seed": job.seed,
+            "status": job.progress,
+        }
+
+    def columns(self, fields: dict, jobs: list[Job], reference: bool) -> list[Metric | Reference]:
+        columns = [Metric(m, m, f"test/{m}") for m in self.metrics]
+        return columns + [Reference("ppl_elbo", "paper vMF ppl", digits=0)]  # always: the paper's headline
+
+    def reference(self, fields: dict, label: dict, column: Metric) -> float | None:
+        if column.key != "ppl_elbo":
+            return None
+        return references.lookup("xu_durrett.csv", dataset=label["data"], prior="vmf", metric=column.metric)
+
+
+SPECS: tuple[TableSpec, ...] = (ImageNLLSpec(), TextSpec())
