@@ -9,7 +9,7 @@ export VAE_LAB_DATA ?= $(abspath ../shared/data)
 endif
 export WANDB_MODE ?= offline
 
-.PHONY: install train test lint bench clean
+.PHONY: install train test test-fast lint bench clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,10 @@ train: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# In-process tests only: no subprocess CLI runs, no DDP, no end-to-end trainings.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check vae_lab tests bench

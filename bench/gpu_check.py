@@ -38,10 +38,10 @@ THROUGHPUT_FILE = "throughput.json"
 
 # --- first-step loss: CPU vs device ---------------------------------------------------------
 def first_batch(datamodule) -> torch.Tensor:
-    """The first training batch (a group of ``steps_per_call`` batches yields its first)."""
+    """The first training batch (the first of the loader's first group of ``steps_per_call``)."""
     datamodule.setup("fit")  # no trainer attached: the tensors stay on the CPU
-    x, _ = next(iter(datamodule.train_dataloader()))
-    return x[0] if isinstance(x, list) else x
+    group, _ = next(iter(datamodule.train_dataloader()))
+    return group[0]
 
 
 @torch.no_grad()

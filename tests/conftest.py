@@ -55,5 +55,31 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 600, check: bool = True
     return result
 
 
+def cli_in_process(args: list[str], cwd: Path, monkeypatch, capsys) -> tuple[int, str]:
+    """`python -m vae_lab.train <args>` through the CLI's own entry function, in this process:
+    the exit code and what it printed (stderr, then stdout, where Hydra's console log goes)."""
+    import logging
+
+    from vae_lab.train import cli
+
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["vae_lab.train"])
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("VAE_LAB_NO_DOWNLOAD", "1")
+    if data_root() is not None:
+        monkeypatch.setenv("VAE_LAB_DATA", str(data_root()))
+    capsys.readouterr()
+    try:
+        code = cli(args)
+    finally:
+        # Hydra's log handlers write to this test's captured streams, closed after it.
+        for logger in [logging.getLogger(), *map(logging.getLogger, logging.root.manager.loggerDict)]:
+            for handler in list(logger.handlers):
+                if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                    logger.removeHandler(handler)
+    captured = capsys.readouterr()
+    return code, captured.err + captured.out
+
+
 def read_metrics(run_dir: Path) -> dict[str, float]:
     return json.loads((run_dir / "metrics.json").read_text())["metrics"]

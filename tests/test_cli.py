@@ -1,4 +1,4 @@
-"""The real command line, in subprocesses, as a user runs it."""
+"""The real command line: in subprocesses as a user runs it (slow), and in-process through its entry function."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import json
 
 import pytest
 
-from tests.conftest import needs_real_data, read_metrics, run_cli
+from tests.conftest import cli_in_process, needs_real_data, read_metrics, run_cli
 
 SMALL = ["eval.iw_samples_val=5", "eval.iw_samples_test=50", "callbacks.media.every_n_epochs=1"]
 
 
 @needs_real_data
+@pytest.mark.slow
 def test_train_end_to_end_on_a_slice_of_real_mnist(tmp_path):
     run_dir = tmp_path / "run"
     args = ["data.module.limit_train=2000", "data.module.limit_valid=300", "data.module.limit_test=300"]
@@ -38,6 +39,7 @@ def test_train_end_to_end_on_a_slice_of_real_mnist(tmp_path):
     assert summary["checkpoint"].endswith("best.ckpt") and summary["epochs"] == 2
 
 
+@pytest.mark.slow
 def test_multirun_writes_one_run_per_job(tmp_path):
     result = run_cli(
         ["--multirun", "prior=gauss", "latent=2,3", "data=synthetic", "trainer.max_epochs=1", *SMALL],
@@ -50,19 +52,19 @@ def test_multirun_writes_one_run_per_job(tmp_path):
         assert read_metrics(job)["test/active_units"] <= latent
 
 
-def test_unknown_config_option_lists_the_valid_ones(tmp_path):
-    result = run_cli(["prior=nope"], cwd=tmp_path, check=False)
-    assert result.returncode != 0
-    assert "Could not find 'prior/nope'" in result.stderr
-    assert "Available options in 'prior'" in result.stderr and "gauss" in result.stderr
+def test_unknown_config_option_lists_the_valid_ones(tmp_path, monkeypatch, capsys):
+    code, err = cli_in_process(["prior=nope"], tmp_path, monkeypatch, capsys)
+    assert code != 0
+    assert "Could not find 'prior/nope'" in err
+    assert "Available options in 'prior'" in err and "gauss" in err
 
 
-def test_missing_data_file_gives_a_clear_error(tmp_path):
-    result = run_cli(["data=mnist", f"data.root={tmp_path / 'empty'}"], cwd=tmp_path, check=False)
-    assert result.returncode == 2
-    assert "mnist/train-images-idx3-ubyte.gz missing" in result.stderr
-    assert "VAE_LAB_DATA" in result.stderr and "network" in result.stderr
-    assert "Traceback" not in result.stderr
+def test_missing_data_file_gives_a_clear_error(tmp_path, monkeypatch, capsys):
+    code, err = cli_in_process(["data=mnist", f"data.root={tmp_path / 'empty'}"], tmp_path, monkeypatch, capsys)
+    assert code == 2
+    assert "mnist/train-images-idx3-ubyte.gz missing" in err
+    assert "VAE_LAB_DATA" in err and "network" in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.slow

@@ -11,7 +11,8 @@ from tests.conftest import compose_config, data_root
 from vae_lab.config import CONF_DIR
 from vae_lab.train import run
 
-GROUPS = ["data", "encoder", "prior", "decoder", "optimizer", "trainer", "logger", "callbacks", "experiment"]
+GROUPS = ["data", "encoder", "prior", "decoder", "likelihood", "objective", "optimizer", "trainer", "logger"]
+GROUPS += ["callbacks", "experiment"]
 GROUPS += ["debug", "hparams_search"]
 # Options that need hardware this machine may lack; they are composed but only run when present.
 NEEDS_GPU = {("trainer", "gpu"), ("trainer", "ddp"), ("trainer", "ddp_slurm")}
@@ -22,6 +23,8 @@ REAL_DATA = {"mnist", "mnist_static", "frey", "fashion_mnist", "ptb", "20ng"}
 NOT_IN_SHARED_DATA = {("data", "yahoo"), ("data", "yelp")}
 # Modality-specific parts run on data of their modality (an LSTM reads token ids, not pixels).
 DATA_FOR = {("encoder", "lstm"): "ptb", ("decoder", "lstm"): "ptb", ("encoder", "bow_mlp"): "20ng"}
+DATA_FOR |= {("likelihood", "discretized_logistic"): "frey", ("likelihood", "token_sequence"): "ptb"}
+DATA_FOR |= {("likelihood", "bag_of_words"): "20ng"}
 
 
 def options():
@@ -49,6 +52,8 @@ def test_option_composes_and_runs_fast_dev_run(group, option, tmp_path, monkeypa
             pytest.skip("real data not available")
     cfg = compose_config(overrides_for(group, option), tmp_path)
     assert cfg.get(group) is not None or group in ("experiment", "debug", "hparams_search")
+    if group == "experiment":  # an experiment picks the data it is the protocol for
+        assert cfg.data.name in cfg.experiment_data
     if (group, option) in NEEDS_GPU and not torch.cuda.is_available():
         pytest.skip("composes; running needs a GPU")
     if (group, option) in NOT_IN_SHARED_DATA:
@@ -67,3 +72,29 @@ def test_default_test_importance_samples_follow_the_papers(tmp_path, data, sampl
     cfg = compose_config([f"data={data}"], tmp_path)
     assert cfg.model.iw_samples_test == samples
     assert compose_config([f"data={data}", "eval.iw_samples_test=9"], tmp_path).model.iw_samples_test == 9
+
+
+@pytest.mark.slow
+def test_every_option_composes_and_resolves_in_a_fresh_process(tmp_path):
+    """Through vae_lab.config alone (no vae_lab.train import), as a notebook would."""
+    import subprocess
+    import sys
+
+    pairs = [f"{g}={o}" for g, o in options()]
+    script = (
+        "import sys\n"
+        "from omegaconf import OmegaConf\n"
+        "from vae_lab.config import compose_train_config\n"
+        "for pair in sys.argv[1:]:\n"
+        "    group, option = pair.split('=')\n"
+        "    extra = ['data=ptb'] if pair in ('encoder=lstm', 'decoder=lstm', 'likelihood=token_sequence') else []\n"
+        "    extra += ['data=20ng'] if pair in ('encoder=bow_mlp', 'likelihood=bag_of_words') else []\n"
+        "    extra += ['data=frey'] if pair == 'likelihood=discretized_logistic' else []\n"
+        f"    cfg = compose_train_config([pair, *extra], {str(tmp_path)!r})\n"
+        "    OmegaConf.to_container(cfg, resolve=True)\n"
+        "print('composed', len(sys.argv) - 1)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, *pairs], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"composed {len(pairs)}" in result.stdout
+    assert {"likelihood=bernoulli", "objective=free_bits", "logger=wandb"} <= set(pairs)

@@ -95,11 +95,11 @@ def test_train_batches_are_even_across_ranks_and_reshuffled_per_epoch():
     data = torch.arange(1050).float().unsqueeze(1)
     epoch = {"n": 0}
     loaders = [IndexBatches(data, 100, True, seed=1, epoch_fn=lambda: epoch["n"], rank=r, world_size=2) for r in (0, 1)]
-    first = [torch.cat([x for x, _ in loader]) for loader in loaders]
+    first = [torch.cat([x for group, _ in loader for x in group]) for loader in loaders]
     assert len(first[0]) == len(first[1]) == 525 and len(loaders[0]) == 6
     assert not set(first[0].flatten().tolist()) & set(first[1].flatten().tolist())  # disjoint shards
     epoch["n"] = 1
-    assert not torch.equal(torch.cat([x for x, _ in loaders[0]]), first[0])
+    assert not torch.equal(torch.cat([x for group, _ in loaders[0] for x in group]), first[0])
 
 
 def test_dynamic_binarisation_resamples_each_epoch():
@@ -108,9 +108,9 @@ def test_dynamic_binarisation_resamples_each_epoch():
     data = torch.full((200, 10), 0.5)
     epoch = {"n": 0}
     loader = IndexBatches(data, 200, True, epoch_fn=lambda: epoch["n"], transform=dynamic_binarisation)
-    a = next(iter(loader))[0]
+    (a,), _ = next(iter(loader))  # a training group of one batch
     epoch["n"] = 1
-    b = next(iter(loader))[0]
+    (b,), _ = next(iter(loader))
     assert set(a.unique().tolist()) == {0.0, 1.0} and not torch.equal(a, b)
     assert abs(a.mean().item() - 0.5) < 0.05
 
@@ -132,7 +132,8 @@ def test_grouped_training_batches_are_the_ungrouped_batches_in_the_same_order():
             world_size=world_size,
         )
 
-    single = list(loader(1))  # 11 batches, the last one of 50 examples
+    single = [(group[0], i) for group, i in loader(1)]  # 11 groups of one, the last of 50 examples
+    assert all(isinstance(g, BatchGroup) and len(g) == 1 for g, _ in loader(1))
     grouped = list(loader(4))
     assert len(loader(4)) == len(grouped) == 3 and [len(g) for g, _ in grouped] == [4, 4, 3]
     assert all(isinstance(g, BatchGroup) for g, _ in grouped)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import read_metrics, run_cli
+from tests.conftest import cli_in_process, read_metrics, run_cli
 
 FAST = [
     "data=synthetic",
@@ -16,6 +16,7 @@ FAST = [
 ]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):
     args = [*FAST, "trainer.max_epochs=3", "warmup=2"]  # 20 steps per epoch; β changes per epoch
     run_cli([*args, f"hydra.run.dir={tmp_path / 'whole'}"], cwd=tmp_path)
@@ -28,6 +29,7 @@ def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):
     assert read_metrics(interrupted) == pytest.approx(read_metrics(tmp_path / "whole"), rel=1e-5, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_finished_job_is_skipped_when_rerun(tmp_path):
     args = [*FAST, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"]
     run_cli(args, cwd=tmp_path)
@@ -40,6 +42,7 @@ def test_finished_job_is_skipped_when_rerun(tmp_path):
     assert (tmp_path / "run" / "metrics.json").read_text() == first
 
 
+@pytest.mark.slow
 def test_failed_job_does_not_stop_the_sweep(tmp_path):
     sweep = tmp_path / "sweep"
     run_cli(
@@ -53,6 +56,7 @@ def test_failed_job_does_not_stop_the_sweep(tmp_path):
     assert "latent=0" in failure["error"] and "positive integer" in failure["error"]
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_the_term_step_and_checkpoint(tmp_path):
     poison = ["+callbacks.poison._target_=tests.killer.PoisonWeightsAtStep", "+callbacks.poison.step=25"]
     result = run_cli(
@@ -90,26 +94,103 @@ def test_ddp_inside_multirun_runs_each_job_once(tmp_path):
     assert result.stdout.count("MEMBER: 2/2") + result.stderr.count("MEMBER: 2/2") == 2
 
 
+BAD_INPUT = [
+    ("latent=-3", "latent=-3: the latent dimension must be a positive integer"),
+    ("warmup=-1", "objective.warmup=-1: the β warm-up length must be an integer >= 0 epochs"),
+    ("warmup=ten", "objective.warmup='ten': the β warm-up length must be an integer >= 0 epochs"),
+    ("eval.iw_chunk_size=0", "eval.iw_chunk_size=0"),
+    ("data.module.batch_size=0", "data.module.batch_size=0: must be a positive integer"),
+    ("train=false ckpt_path=missing.ckpt", "ckpt_path=missing.ckpt: no such checkpoint file"),
+    ("prior=vamp data=ptb", "prior=vamp (VampPriorLatent) needs pseudo-inputs in a continuous data space; data=ptb"),
+    (
+        "likelihood=bernoulli data=frey",
+        "likelihood=bernoulli (BernoulliLikelihood, for binary data) does not fit data=frey",
+    ),
+    ("likelihood=bag_of_words", "likelihood=bag_of_words (BagOfWordsLikelihood, for word_counts data) does not fit"),
+    (
+        "objective=free_bits prior=vmf",
+        "objective FreeBitsELBO needs a closed-form per-dimension KL, which latent family Von",
+    ),
+    (
+        "objective=free_bits prior=vamp",
+        "objective FreeBitsELBO needs a closed-form per-dimension KL, which latent family Vamp",
+    ),
+    ("objective.schedule=sawtooth", "objective.schedule='sawtooth': expected one of constant, linear, cyclic"),
+    ("experiment=vmf_text_ptb data=mnist", "experiment=vmf_text_ptb is the protocol for data=ptb, not data=mnist"),
+    ("prior=vamp prior.components=0", "prior.components=0: the VampPrior needs at least one pseudo-input"),
+    ("prior=vmf prior.kappa=0", "prior.kappa=0"),
+    ("prior=vmf prior.kappa=-2", "a fixed concentration must be > 0"),
+    ("grad_clip=-1", "grad_clip=-1: the gradient-norm limit must be a number > 0"),
+    ("steps_per_call=0", "steps_per_call=0: must be a positive integer"),
+    ("compile=maybe", "compile=maybe: expected true or false"),
+    ("+trainer.gradient_clip_val=0.5", "use grad_clip=0.5 instead"),
+    ("+trainer.accumulate_grad_batches=4", "raise data.module.batch_size instead"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), BAD_INPUT, ids=[o for o, _ in BAD_INPUT])
+def test_bad_input_fails_before_training_with_one_line(tmp_path, monkeypatch, capsys, override, message):
+    """In-process through the CLI's own entry function: exit code 2, one line, no traceback."""
+    code, err = cli_in_process(
+        [*FAST, *override.split(), f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, monkeypatch, capsys
+    )
+    assert code == 2, err
+    (line,) = [line for line in err.splitlines() if line.startswith("error: ")]  # one line, no traceback
+    assert message in line and "Traceback" not in err
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 @pytest.mark.parametrize(
-    ("override", "message"),
+    ("override", "messages"),
     [
-        ("latent=-3", "latent=-3: the latent dimension must be a positive integer"),
-        ("warmup=-1", "warmup=-1"),
-        ("eval.iw_chunk_size=0", "eval.iw_chunk_size=0"),
-        ("latnet=5", "Key 'latnet' is not in struct"),
-        ("prior=vamp prior.components=0", "prior.components=0: the VampPrior needs at least one pseudo-input"),
-        ("prior=vmf prior.kappa=0", "prior.kappa=0"),
-        ("prior=vmf prior.kappa=-2", "a fixed concentration must be > 0"),
-        ("trainer=tpu", "Available options in 'trainer'"),
-        ("grad_clip=-1", "grad_clip=-1: the gradient-norm limit must be a number > 0"),
-        ("steps_per_call=0", "steps_per_call=0: must be a positive integer"),
-        ("compile=maybe", "compile=maybe: expected true or false"),
-        ("+trainer.gradient_clip_val=0.5", "use grad_clip=0.5 instead"),
-        ("+trainer.accumulate_grad_batches=4", "raise data.module.batch_size instead"),
+        ("latnet=5", ["Key 'latnet' is not in struct"]),
+        ("trainer.max_epoch=3", ["Key 'max_epoch' is not in struct", "did you mean trainer.max_epochs?"]),
+        ("trainer=tpu", ["Available options in 'trainer'"]),
+        ("experiment=vmf_text", ["Could not find 'experiment/vmf_text'", "vmf_text_ptb"]),
     ],
 )
-def test_bad_input_fails_before_training_with_a_clear_message(tmp_path, override, message):
-    result = run_cli([*FAST, *override.split(), f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, check=False)
-    assert result.returncode != 0
-    assert message in result.stderr
-    assert not (tmp_path / "run" / "checkpoints").exists()
+def test_unknown_keys_and_options_name_the_valid_ones(tmp_path, monkeypatch, capsys, override, messages):
+    code, err = cli_in_process([*FAST, override, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, monkeypatch, capsys)
+    assert code == 1
+    assert all(m in err for m in messages), err
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_bad_input_exit_code_and_message_through_a_real_process(tmp_path):
+    result = run_cli([*FAST, "prior=vamp", "data=ptb", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "error: prior=vamp (VampPriorLatent) needs pseudo-inputs" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "needs pseudo-inputs" in json.loads((tmp_path / "run" / "failure.json").read_text())["error"]
+
+
+def _truncate(path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_torn_last_checkpoint_is_named_and_the_run_resumes_from_the_newest_good_one(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    args = [*FAST, "trainer.max_epochs=2", f"hydra.run.dir={run}"]
+    assert cli_in_process(args, tmp_path, monkeypatch, capsys)[0] == 0
+    (run / "metrics.json").unlink()  # as if killed after its last checkpoint
+    _truncate(run / "checkpoints" / "last.ckpt")  # as a kill during its write or a full disk leaves it
+    code, err = cli_in_process(args, tmp_path, monkeypatch, capsys)
+    assert code == 0, err
+    assert "checkpoints/last.ckpt is unreadable (truncated or corrupt" in err
+    assert "resuming from checkpoints/best.ckpt" in err and "Traceback" not in err
+    assert read_metrics(run)["test/nll"] > 0
+
+
+def test_no_loadable_checkpoint_stops_with_the_remedy(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    args = [*FAST, "trainer.max_epochs=1", f"hydra.run.dir={run}"]
+    assert cli_in_process(args, tmp_path, monkeypatch, capsys)[0] == 0
+    (run / "metrics.json").unlink()
+    for checkpoint in (run / "checkpoints").glob("*.ckpt"):
+        _truncate(checkpoint)
+    code, err = cli_in_process(args, tmp_path, monkeypatch, capsys)
+    assert code == 2
+    assert "error: no loadable checkpoint in" in err and "resume=false" in err
+    assert "Traceback" not in err

@@ -67,7 +67,7 @@ def test_manual_step_equals_a_hand_written_sgd_step(tmp_path):
     datamodule, model = _model(tmp_path, *sgd)
     _, reference = _model(tmp_path, *sgd)
     reference.load_state_dict(model.state_dict())
-    x = next(iter(datamodule.train_dataloader()))[0]
+    x = next(iter(datamodule.train_dataloader()))[0][0]  # first batch of the first group
     initial = {k: v.clone() for k, v in model.named_parameters()}
 
     torch.manual_seed(3)
@@ -86,7 +86,7 @@ def test_manual_step_equals_a_hand_written_sgd_step(tmp_path):
 
 def test_compiled_training_loss_equals_eager_values_and_gradients(tmp_path):
     datamodule, model = _model(tmp_path, "compile=true")
-    x = next(iter(datamodule.train_dataloader()))[0]
+    x = next(iter(datamodule.train_dataloader()))[0][0]  # first batch of the first group
     torch._dynamo.reset()  # forget graphs of earlier tests,
     torch.distributions.kl._KL_MEMOIZE.clear()  # and their KL-registry lookups (the warm-up's job)
     graphs_before = torch._dynamo.utils.counters["stats"]["unique_graphs"]

@@ -159,7 +159,7 @@ def test_importance_sampled_nll_is_finite_tighter_than_elbo_and_chunk_independen
 
 def test_data_init_copies_training_images_once_and_survives_a_checkpoint():
     latent = VampPriorLatent(HIDDEN, LATENT, DIM, components=4, init="data", init_std=0.01)
-    module = torch.nn.Sequential(latent)  # stands in for the LightningModule: any module tree
+    module = SimpleNamespace(latent=latent)  # stands in for the LightningModule
     train = torch.rand(10, DIM)
     trainer = SimpleNamespace(datamodule=SimpleNamespace(splits=SimpleNamespace(train=train)))
     DataDependentInit().on_fit_start(trainer, module)
@@ -169,7 +169,8 @@ def test_data_init_copies_training_images_once_and_survives_a_checkpoint():
     resumed = VampPriorLatent(HIDDEN, LATENT, DIM, components=4, init="data")
     resumed.load_state_dict(state)
     DataDependentInit().on_fit_start(
-        SimpleNamespace(datamodule=SimpleNamespace(splits=SimpleNamespace(train=train * 0))), resumed
+        SimpleNamespace(datamodule=SimpleNamespace(splits=SimpleNamespace(train=train * 0))),
+        SimpleNamespace(latent=resumed),
     )
     torch.testing.assert_close(resumed.pseudo_input_weight, latent.pseudo_input_weight)
 

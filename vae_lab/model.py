@@ -8,6 +8,7 @@ step knows which family, objective or modality it runs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import lightning as L
@@ -142,9 +143,14 @@ class VAEModule(L.LightningModule):
         return self._compiled_loss(x, torch.tensor(beta, device=x.device))
 
     def on_train_start(self) -> None:
+        """The run's length in optimiser steps (Lightning counts groups of ``steps_per_call``)."""
         trainer = self.trainer
-        group = getattr(trainer.datamodule, "steps_per_call", 1)
-        self.total_steps = trainer.max_steps if trainer.max_steps > 0 else int(trainer.estimated_stepping_batches) * group
+        if trainer.max_steps > 0:
+            self.total_steps = trainer.max_steps
+            return
+        groups = trainer.estimated_stepping_batches
+        per_group = trainer.datamodule.steps_per_call if trainer.datamodule is not None else 1
+        self.total_steps = int(groups) * per_group if math.isfinite(groups) else None
 
     def training_step(self, batch, batch_idx):
         group, _ = batch  # a BatchGroup of steps_per_call batches: one optimiser step each

@@ -8,7 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-TAGGED_KEYS = ("prior", "data", "latent", "seed", "experiment", "decoder", "encoder")
+TAGGED_KEYS = ("prior", "data", "latent", "seed", "experiment", "decoder", "encoder", "objective", "likelihood")
 
 
 def sweep_group() -> str | None:

@@ -111,8 +111,9 @@ def validate_pairings(cfg: DictConfig) -> None:
     likelihood = get_class(cfg.likelihood._target_)
     data_type = OmegaConf.select(cfg, "data.type")
     if not likelihood.fits(data_type):
+        fits = " or ".join(likelihood.data_types)
         raise ConfigError(
-            f"likelihood={_choice('likelihood')} ({likelihood.__name__}, for {' or '.join(likelihood.data_types)} data) "
+            f"likelihood={_choice('likelihood')} ({likelihood.__name__}, for {fits} data) "
             f"does not fit {data} ({data_type} data); drop likelihood= to use the data's own"
         )
     family = get_class(cfg.prior._target_)

@@ -46,10 +46,10 @@ class ReportFigures(L.Callback):
 
     @rank_zero_only
     def _pseudo_inputs(self, trainer: L.Trainer, pl_module: L.LightningModule, tag: str) -> None:
-        pseudo_inputs = getattr(pl_module.latent, "pseudo_inputs", None)
-        shape = getattr(trainer.datamodule, "image_shape", None)
-        if pseudo_inputs is None or shape is None:
+        shape = trainer.datamodule.image_shape
+        if not pl_module.latent.needs_pseudo_inputs or shape is None:
             return  # a prior without pseudo-inputs, or data that are not images
+        pseudo_inputs = pl_module.latent.pseudo_inputs
         grid = image_grid(pseudo_inputs[: self.num_pseudo_inputs].detach(), shape, columns=10)
         path = save_grid(self.output_dir / f"pseudo_inputs_{tag}.png", grid)
         log_image(trainer, "media/pseudo_inputs", path, grid)

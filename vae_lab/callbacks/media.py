@@ -31,17 +31,14 @@ class MediaLogger(L.Callback):
         self.every_n_epochs = every_n_epochs
         self.num_images = num_images
 
-    def _image_shape(self, trainer) -> tuple[int, int] | None:
-        return getattr(trainer.datamodule, "image_shape", None)
-
     @rank_zero_only
     def _emit(self, trainer, pl_module, tag: str, x: torch.Tensor | None) -> None:
-        shape = self._image_shape(trainer)
+        shape = trainer.datamodule.image_shape
         if shape is None:
-            return
+            return  # not images (text data write their own media)
         # Drawing images must not shift the training random stream (resumable, repeatable runs).
         with seeded_stream(0, pl_module.device), torch.inference_mode():
-            outputs = {"samples": pl_module.sample(self.num_images)}
+            outputs = {"samples": pl_module.sample(self.num_images)} if pl_module.latent.can_sample_prior else {}
             if x is not None:
                 x = x[: self.num_images // 2]
                 pairs = torch.stack([x, pl_module.reconstruct(x)], dim=1).reshape(-1, x.shape[-1])

@@ -1,1 +1,1 @@
-"""Latent families: posterior q(z|x), prior p(z) and divergence, one file each."""
+"""Latent families: posterior q(z|x), prior p(z) and the true KL, one file each."""

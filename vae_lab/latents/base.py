@@ -92,6 +92,9 @@ class LatentFamily(nn.Module):
         """
         return None
 
+    def initialise_from_data(self, train: torch.Tensor) -> None:
+        """Data-dependent initialisation at fit start (VampPrior ``init=data``); nothing by default."""
+
     def posterior_mean(self, q: Distribution) -> torch.Tensor:
         """Summary used for active units (posterior-mean variance over the data)."""
         return q.mean

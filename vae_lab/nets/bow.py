@@ -2,7 +2,7 @@
 
 Encoder: counts (B, V) → linear → dropout → tanh → linear, features of size ``hidden``.
 Decoder: z → linear → tanh, features of size ``hidden``; the softmax over the vocabulary is the
-likelihood head (:class:`vae_lab.likelihoods_text.BagOfWordsLikelihood`).
+likelihood head (:class:`vae_lab.likelihoods.text.BagOfWordsLikelihood`).
 """
 
 from __future__ import annotations
