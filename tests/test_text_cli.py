@@ -17,7 +17,7 @@ TINY_LSTM = [
     "latent=4",
 ]
 SLICE = ["data.module.limit_train=100", "data.module.limit_valid=40", "data.module.limit_test=40"]
-SHORT_SAMPLES = ["data.likelihood.max_length=20"]  # media decode at most 20 steps
+SHORT_SAMPLES = ["likelihood.max_length=20"]  # media decode at most 20 steps
 
 
 @pytest.mark.parametrize("data", ["ptb", "yahoo", "yelp"])
