@@ -8,6 +8,8 @@ ifneq ($(wildcard ../shared/data),)
 export VAE_LAB_DATA ?= $(abspath ../shared/data)
 endif
 export WANDB_MODE ?= offline
+# pytest processes (pytest-xdist): the suite's subprocess runs mostly wait on imports and one core.
+PYTEST_WORKERS ?= 2
 
 .PHONY: install train test test-fast lint bench clean
 
@@ -25,11 +27,11 @@ train: install
 	$(BIN)/python -m vae_lab.train $(ARGS)
 
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # In-process tests only: no subprocess CLI runs, no DDP, no end-to-end trainings.
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check vae_lab tests bench

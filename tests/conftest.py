@@ -83,3 +83,9 @@ def cli_in_process(args: list[str], cwd: Path, monkeypatch, capsys) -> tuple[int
 
 def read_metrics(run_dir: Path) -> dict[str, float]:
     return json.loads((run_dir / "metrics.json").read_text())["metrics"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow (multi-process, end-to-end) tests first: with `-n 2` (make test) the long ones then
+    overlap each other and the many short ones fill the end, instead of one long test finishing last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

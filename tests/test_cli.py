@@ -68,14 +68,15 @@ def test_missing_data_file_gives_a_clear_error(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.slow
-def test_ddp_cpu_test_metrics_equal_single_process(tmp_path):
+def test_ddp_cpu_test_metrics_equal_single_process(tmp_path, monkeypatch, capsys):
     common = ["data=synthetic", *SMALL, "eval.iw_samples_val=20", "eval.iw_samples_test=100"]
     # Odd sizes: 7 eval batches of 70, dealt unevenly to the 2 processes.
     common += ["data.module.limit_valid=490", "data.module.limit_test=490", "data.module.eval_batch_size=70"]
-    run_cli([*common, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'train'}"], cwd=tmp_path)
+    train = [*common, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'train'}"]
+    assert cli_in_process(train, tmp_path, monkeypatch, capsys)[0] == 0  # one process: no subprocess needed
     ckpt = tmp_path / "train" / "checkpoints" / "best.ckpt"
     evaluate = [*common, "train=false", f"ckpt_path={ckpt}"]
-    run_cli([*evaluate, f"hydra.run.dir={tmp_path / 'one'}"], cwd=tmp_path)
+    assert cli_in_process([*evaluate, f"hydra.run.dir={tmp_path / 'one'}"], tmp_path, monkeypatch, capsys)[0] == 0
     ddp_run = run_cli([*evaluate, "trainer=ddp_cpu", f"hydra.run.dir={tmp_path / 'ddp'}"], cwd=tmp_path)
     assert "MEMBER: 2/2" in ddp_run.stdout + ddp_run.stderr  # really two processes
     single, ddp = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "ddp")

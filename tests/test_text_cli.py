@@ -105,13 +105,14 @@ def test_yahoo_without_its_training_split_gives_the_missing_data_error(tmp_path,
 
 @pytest.mark.slow
 @needs_text_data
-def test_ddp_cpu_text_metrics_equal_single_process(tmp_path):
+def test_ddp_cpu_text_metrics_equal_single_process(tmp_path, monkeypatch, capsys):
     # 130 test sentences in length-sorted batches of 20: 7 batches dealt unevenly to 2 processes.
     common = ["data=ptb", *TINY_LSTM, *SHORT_SAMPLES, "data.module.limit_train=100", "data.module.limit_valid=40"]
     common += ["data.module.limit_test=130", "data.module.eval_batch_size=20", "eval.iw_samples_test=5"]
-    run_cli([*common, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'train'}"], cwd=tmp_path)
+    train = [*common, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'train'}"]
+    assert cli_in_process(train, tmp_path, monkeypatch, capsys)[0] == 0  # one process: no subprocess needed
     evaluate = [*common, "train=false", f"ckpt_path={tmp_path / 'train' / 'checkpoints' / 'best.ckpt'}"]
-    run_cli([*evaluate, f"hydra.run.dir={tmp_path / 'one'}"], cwd=tmp_path)
+    assert cli_in_process([*evaluate, f"hydra.run.dir={tmp_path / 'one'}"], tmp_path, monkeypatch, capsys)[0] == 0
     run_cli([*evaluate, "trainer=ddp_cpu", f"hydra.run.dir={tmp_path / 'ddp'}"], cwd=tmp_path)
     single, ddp = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "ddp")
     assert single.keys() == ddp.keys() and "test/mi" in single and "test/ppl" in single
