@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
 import subprocess
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 from omegaconf import open_dict
 
-from vae_lab.config import compose_train_config
+from vae_lab.config import compose_with_hydra, task_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,9 +29,15 @@ needs_real_data = pytest.mark.skipif(
 )
 
 
+@functools.cache
+def _composed(overrides: tuple[str, ...]):
+    return compose_with_hydra(list(overrides))
+
+
 def compose_config(overrides: list[str], output_dir: Path):
-    """The config `python -m vae_lab.train <overrides>` would run, on the test data root."""
-    cfg = compose_train_config(overrides, output_dir)
+    """The config `python -m vae_lab.train <overrides>` would run, on the test data root.
+    Composed once per test session and set of overrides; each call gets its own copy."""
+    cfg = task_config(copy.deepcopy(_composed(tuple(overrides))), output_dir)
     if data_root() is not None:
         with open_dict(cfg):
             cfg.data.root = str(data_root())

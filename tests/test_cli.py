@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import vae_lab
 from tests.conftest import cli_in_process, needs_real_data, read_metrics, run_cli
 
 SMALL = ["eval.iw_samples_val=5", "eval.iw_samples_test=50", "callbacks.media.every_n_epochs=1"]
@@ -49,7 +50,8 @@ def test_multirun_writes_one_run_per_job(tmp_path):
     assert [j.name for j in jobs] == ["0", "1"], result.stdout[-2000:]
     for job, latent in zip(jobs, (2, 3), strict=True):
         assert "latent: " + str(latent) in (job / ".hydra" / "config.yaml").read_text()
-        assert read_metrics(job)["test/active_units"] <= latent
+        assert vae_lab.load(job / "checkpoints" / "best.ckpt").latent.latent_dim == latent  # its own model
+        assert 0 <= read_metrics(job)["test/active_units"] <= latent
 
 
 def test_unknown_config_option_lists_the_valid_ones(tmp_path, monkeypatch, capsys):

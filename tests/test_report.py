@@ -75,6 +75,14 @@ def make_job(
     return job
 
 
+def _png_size(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return image.size
+
+
 @pytest.fixture
 def mnist_sweep(tmp_path) -> Path:
     sweep = tmp_path / "multirun" / "2026-01-01" / "10-00-00"
@@ -104,7 +112,7 @@ def test_table_has_paper_layout_seeds_and_marks_failed_and_unfinished_jobs(mnist
         "6 jobs: 4 finished, 1 failed, 1 unfinished.\n"
     )
     assert (mnist_sweep / "report.md").read_text() == markdown
-    assert (mnist_sweep / "report.png").stat().st_size > 0
+    assert _png_size(mnist_sweep / "report.png") == (600, 456)  # one 5 x 3.8 inch panel: one dataset
     rows = list(csv.DictReader((mnist_sweep / "report.csv").open()))
     assert [(r["latent"], r["prior"], r["mean"], r["seeds"], r["failed"]) for r in rows] == [
         ("10", "gauss", "91.0", "2", "0"),
@@ -253,7 +261,7 @@ def test_log_likelihood_histograms_are_overlaid_when_runs_saved_them(mnist_sweep
         media.mkdir()
         np.save(media / "test_log_likelihoods.npy", np.random.default_rng(num).normal(-90, 5, 200))
     report([mnist_sweep])
-    assert (mnist_sweep / "log_likelihoods.png").stat().st_size > 0
+    assert _png_size(mnist_sweep / "log_likelihoods.png") == (480, 384)  # one panel: both runs are latent 10
 
 
 def test_cli_refuses_a_folder_without_jobs(tmp_path, capsys):

@@ -18,13 +18,22 @@ from vae_lab import resolvers  # noqa: F401  (registers ${vae_lab.*:} resolvers)
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
-def compose_train_config(overrides: list[str], output_dir: str | Path) -> DictConfig:
-    """The config `python -m vae_lab.train <overrides>` would run, writing into ``output_dir``."""
+def compose_with_hydra(overrides: list[str]) -> DictConfig:
+    """The composed config of `python -m vae_lab.train <overrides>`, its ``hydra`` node included."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)  # so ${hydra:...} interpolations resolve
-    with open_dict(cfg):
-        del cfg["hydra"]  # as in a real run: the task config without the hydra node
-        cfg.paths.output_dir = str(output_dir)
-    return cfg
+        return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+def task_config(composed: DictConfig, output_dir: str | Path) -> DictConfig:
+    """The task config a run sees (no ``hydra`` node), writing into ``output_dir``. Modifies ``composed``."""
+    HydraConfig.instance().set_config(composed)  # so ${hydra:...} interpolations resolve
+    with open_dict(composed):
+        del composed["hydra"]
+        composed.paths.output_dir = str(output_dir)
+    return composed
+
+
+def compose_train_config(overrides: list[str], output_dir: str | Path) -> DictConfig:
+    """The config `python -m vae_lab.train <overrides>` would run, writing into ``output_dir``."""
+    return task_config(compose_with_hydra(overrides), output_dir)

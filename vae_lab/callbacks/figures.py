@@ -16,8 +16,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from vae_lab.callbacks.images import image_grid, save_grid
 from vae_lab.callbacks.media import log_image
-
-LOG_LIKELIHOODS_FILE = "test_log_likelihoods.npy"
+from vae_lab.run_folder import LOG_LIKELIHOODS_FILE
 
 
 def save_histogram(path: Path, log_likelihoods: np.ndarray, title: str, bins: int = 100) -> Path:
