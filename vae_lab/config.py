@@ -34,6 +34,6 @@ def task_config(composed: DictConfig, output_dir: str | Path) -> DictConfig:
     return composed
 
 
-def compose_train_config(overrides: list[str], output_dir: str | Path) -> DictConfig:
+def compose_train_config(overrides: list[str], output_dir: str | Path = "outputs/composed") -> DictConfig:
     """The config `python -m vae_lab.train <overrides>` would run, writing into ``output_dir``."""
     return task_config(compose_with_hydra(overrides), output_dir)
