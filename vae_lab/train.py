@@ -24,9 +24,10 @@ from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig, OmegaConf, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from vae_lab import resolvers  # noqa: F401  (registers ${vae_lab.*:} config resolvers)
+from vae_lab.capability import resolve_precision
 from vae_lab.checkpoints import AtomicCheckpointIO, NoLoadableCheckpoint, choose_resume_checkpoint
 from vae_lab.config import CONF_DIR
 from vae_lab.data.files import DataFileError
@@ -145,8 +146,20 @@ def pin_ddp_children_to_this_job(output_dir: Path) -> None:
         hydra_cfg.run.dir = str(output_dir)
 
 
+def resolve_trainer_precision(cfg: DictConfig) -> str:
+    """``trainer.precision=auto`` becomes bf16-mixed or 32-true by what the hardware does natively;
+    an explicit bf16 where it is not native is kept, with a warning. Returns the precision used."""
+    precision, message = resolve_precision(cfg.trainer.precision, str(cfg.trainer.get("accelerator", "auto")))
+    if message:
+        (log.info if cfg.trainer.precision == "auto" else log.warning)("%s", message)
+    with open_dict(cfg):
+        cfg.trainer.precision = precision
+    return str(precision)
+
+
 def build(cfg: DictConfig):
     """Instantiate datamodule, model, loggers, callbacks and trainer from a composed config."""
+    resolve_trainer_precision(cfg)
     datamodule = instantiate(cfg.data.module, steps_per_call=cfg.steps_per_call)
     model = instantiate(cfg.model)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)  # checkpoints carry it (vae_lab.load)
@@ -234,6 +247,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             steps=trainer.global_step,
             overrides=job_overrides(),
             eval={key: cfg.eval[key] for key in EVAL_KEYS} | {"checkpoint": cfg.eval_ckpt},
+            precision=str(cfg.trainer.precision),
         )
         print_metrics(metrics, folder.path)
     for logger in loggers:
