@@ -40,17 +40,30 @@ TRAIN_VARIANTS = {
 }
 
 
-def suites(quick: bool, rounds: int) -> dict[str, list[tuple[str, list[str]]]]:
+def machine_line() -> tuple[str, bool]:
+    """The CPU model and what it runs natively (the bf16 variants need native bf16 to be fast)."""
+    from matmul_rate import cpu_model
+
+    from vae_lab import capability
+
+    native = capability.cpu_has_native_bf16()
+    return f"machine: {cpu_model()}; {capability.describe('cpu')}", native
+
+
+def suites(quick: bool, rounds: int, native_bf16: bool = True) -> dict[str, list[tuple[str, list[str]]]]:
     steps = ["--steps", "100"] if quick else []
-    train = [("matmul_rate", [OURS, "matmul_rate.py"])]
+    train = [("matmul_rate", [OURS, "matmul_rate.py", *([] if native_bf16 else ["--no-bf16"])])]
+    # Without native bf16 the bf16 variants would time a generic fallback kernel for minutes.
+    kept = {n: o for n, o in TRAIN_VARIANTS.items() if native_bf16 or not any("bf16" in x for x in o)}
+    vamp_precision = [] if native_bf16 else ["--precision", "32-true"]
     for r in range(rounds):
-        variants = [(f"{name}_r{r}", [OURS, "train_ours.py", *steps, *o]) for name, o in TRAIN_VARIANTS.items()]
+        variants = [(f"{name}_r{r}", [OURS, "train_ours.py", *steps, *o]) for name, o in kept.items()]
         # pythae right after our default run: the pair shares the machine's state of the moment.
         train += [variants[0], (f"peer_vae_r{r}", [PEER, "peer_pythae.py", "vae", *steps]), *variants[1:]]
     return {
         "train": train,
         "vamp": [
-            ("vamp_ours", [OURS, "vamp_ours.py", *steps]),
+            ("vamp_ours", [OURS, "vamp_ours.py", *steps, *vamp_precision]),
             ("peer_vamp", [PEER, "peer_pythae.py", "vamp", "nll", *steps]),
         ],
         "vmf": [("vmf_sampling", [PEER, "vmf_sampling.py"])],
@@ -201,6 +214,12 @@ def main() -> None:
     if args.rounds < 1:
         parser.error(f"--rounds {args.rounds}: needs at least one round")
     OUT.mkdir(exist_ok=True)
+    machine, native_bf16 = machine_line()
+    print(machine)
+    if not native_bf16:
+        skipped = [n for n, o in TRAIN_VARIANTS.items() if any("bf16" in x for x in o)]
+        skipped += ["vamp_ours bf16-mixed", "matmul_rate bf16"]
+        print(f"skipped (no native bf16 on this CPU, they would time a slow fallback): {', '.join(skipped)}")
     print(f"load average at start: {os.getloadavg()} (ratios need a quiet machine)")
     if args.summary_only:  # every saved result, whatever rounds the last run had
         results = {f.stem: json.loads(f.read_text()) for f in sorted(OUT.glob("*.json")) if f.stem != "summary"}
@@ -209,7 +228,7 @@ def main() -> None:
         if not args.only or "train" in args.only:  # rounds left from a longer earlier run would mix in
             for stale in [*OUT.glob("train_ours*_r*.json"), *OUT.glob("peer_vae_r*.json")]:
                 stale.unlink()
-        for suite, jobs in suites(args.quick, args.rounds).items():
+        for suite, jobs in suites(args.quick, args.rounds, native_bf16).items():
             if not args.only or suite in args.only:
                 results |= {name: run(name, command) for name, command in jobs}
     print("\n=== summary (details in bench/out/*.json)")
