@@ -17,28 +17,29 @@ FAST = [
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):
+def test_killed_run_resumes_to_the_same_final_metrics(tmp_path, monkeypatch, capsys):
     args = [*FAST, "trainer.max_epochs=3", "warmup=2"]  # 20 steps per epoch; β changes per epoch
-    run_cli([*args, f"hydra.run.dir={tmp_path / 'whole'}"], cwd=tmp_path)
+    assert cli_in_process([*args, f"hydra.run.dir={tmp_path / 'whole'}"], tmp_path, monkeypatch, capsys)[0] == 0
     interrupted = tmp_path / "interrupted"
     kill = ["+callbacks.kill._target_=tests.killer.KillAtStep", "+callbacks.kill.step=50"]
     killed = run_cli([*args, *kill, f"hydra.run.dir={interrupted}"], cwd=tmp_path, check=False)
     assert killed.returncode == -9  # SIGKILL mid-epoch 3 (steps 40-59)
     assert (interrupted / "checkpoints" / "last.ckpt").exists() and not (interrupted / "metrics.json").exists()
-    run_cli([*args, f"hydra.run.dir={interrupted}"], cwd=tmp_path)  # the same command again
+    # The same command again (in-process: only the kill needs a process of its own).
+    assert cli_in_process([*args, f"hydra.run.dir={interrupted}"], tmp_path, monkeypatch, capsys)[0] == 0
     assert read_metrics(interrupted) == pytest.approx(read_metrics(tmp_path / "whole"), rel=1e-5, abs=1e-5)
 
 
 @pytest.mark.slow
-def test_finished_job_is_skipped_when_rerun(tmp_path):
+def test_finished_job_is_skipped_when_rerun(tmp_path, monkeypatch, capsys):
     args = [*FAST, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"]
-    run_cli(args, cwd=tmp_path)
+    assert cli_in_process(args, tmp_path, monkeypatch, capsys)[0] == 0
     first = (tmp_path / "run" / "metrics.json").read_text()
-    again = run_cli(args, cwd=tmp_path)
-    assert "already finished" in again.stdout + again.stderr
+    code, out = cli_in_process(args, tmp_path, monkeypatch, capsys)
+    assert code == 0 and "already finished" in out
     assert (tmp_path / "run" / "metrics.json").read_text() == first
-    other = run_cli([*args, "latent=5"], cwd=tmp_path, check=False)  # another job, same folder
-    assert other.returncode == 2 and "already holds a finished job with other overrides" in other.stderr
+    code, out = cli_in_process([*args, "latent=5"], tmp_path, monkeypatch, capsys)  # another job, same folder
+    assert code == 2 and "already holds a finished job with other overrides" in out
     assert (tmp_path / "run" / "metrics.json").read_text() == first
 
 
@@ -57,14 +58,10 @@ def test_failed_job_does_not_stop_the_sweep(tmp_path):
 
 
 @pytest.mark.slow
-def test_non_finite_loss_stops_with_the_term_step_and_checkpoint(tmp_path):
+def test_non_finite_loss_stops_with_the_term_step_and_checkpoint(tmp_path, monkeypatch, capsys):
     poison = ["+callbacks.poison._target_=tests.killer.PoisonWeightsAtStep", "+callbacks.poison.step=25"]
-    result = run_cli(
-        [*FAST, "trainer.max_epochs=3", *poison, f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=tmp_path,
-        check=False,
-    )
-    assert result.returncode != 0
+    args = [*FAST, "trainer.max_epochs=3", *poison, f"hydra.run.dir={tmp_path / 'run'}"]
+    assert cli_in_process(args, tmp_path, monkeypatch, capsys)[0] != 0
     failure = json.loads((tmp_path / "run" / "failure.json").read_text())
     assert failure["step"] == 25
     assert "non-finite reconstruction log p(x|z)" in failure["error"] and "GaussianLatent" in failure["error"]

@@ -56,7 +56,7 @@ def test_vmf_text_experiment_sets_the_xu_durrett_protocol_per_dataset(tmp_path, 
 
 @needs_text_data
 @pytest.mark.slow
-def test_train_end_to_end_on_a_slice_of_ptb(tmp_path):
+def test_train_end_to_end_on_a_slice_of_ptb(tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / "run"
     args = [
         *SLICE,
@@ -66,7 +66,8 @@ def test_train_end_to_end_on_a_slice_of_ptb(tmp_path):
         "eval.iw_samples_val=2",
         "eval.iw_samples_test=3",
     ]
-    run_cli(["data=ptb", *args, "callbacks.text_media.every_n_epochs=1", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    args += ["callbacks.text_media.every_n_epochs=1", f"hydra.run.dir={run_dir}"]
+    assert cli_in_process(["data=ptb", *args], tmp_path, monkeypatch, capsys)[0] == 0
     metrics = read_metrics(run_dir)
     for name in (
         "test/ppl",
@@ -85,13 +86,11 @@ def test_train_end_to_end_on_a_slice_of_ptb(tmp_path):
 
 @needs_text_data
 @pytest.mark.slow
-def test_train_end_to_end_on_a_slice_of_20newsgroups(tmp_path):
+def test_train_end_to_end_on_a_slice_of_20newsgroups(tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / "run"
     args = ["data.module.limit_train=500", "data.module.limit_valid=100", "data.module.limit_test=100"]
-    run_cli(
-        ["data=20ng", *args, "trainer.max_epochs=2", "eval.iw_samples_test=20", f"hydra.run.dir={run_dir}"],
-        cwd=tmp_path,
-    )
+    args += ["trainer.max_epochs=2", "eval.iw_samples_test=20", f"hydra.run.dir={run_dir}"]
+    assert cli_in_process(["data=20ng", *args], tmp_path, monkeypatch, capsys)[0] == 0
     metrics = read_metrics(run_dir)
     assert 1 < metrics["test/ppl"] < 2000 * 1.05  # below a uniform bag of 2000 words, give or take
     assert metrics["test/nll"] <= metrics["test/neg_elbo"] + 1e-3 and "test/mi" in metrics

@@ -7,7 +7,7 @@ import csv
 import pytest
 import torch
 
-from tests.conftest import cli_in_process, needs_real_data, run_cli
+from tests.conftest import cli_in_process, needs_real_data
 from vae_lab.latents.base import CapabilityError
 from vae_lab.latents.vmf import PowerSphericalLatent, VonMisesFisherLatent
 from vae_lab.likelihoods import BernoulliLikelihood, DiscretizedLogisticLikelihood
@@ -124,9 +124,9 @@ def test_no_gradient_correction_where_there_is_nothing_to_correct(family, why):
 
 @needs_real_data
 @pytest.mark.slow
-def test_short_svae_training_on_real_mnist_decreases_and_stays_finite(tmp_path):
+def test_short_svae_training_on_real_mnist_decreases_and_stays_finite(tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / "run"
-    run_cli(
+    code, out = cli_in_process(
         [
             "prior=vmf",
             "latent=10",
@@ -140,8 +140,11 @@ def test_short_svae_training_on_real_mnist_decreases_and_stays_finite(tmp_path):
             "eval.iw_samples_test=20",
             f"hydra.run.dir={run_dir}",
         ],
-        cwd=tmp_path,
+        tmp_path,
+        monkeypatch,
+        capsys,
     )
+    assert code == 0, out
     with open(run_dir / "csv" / "metrics.csv") as f:
         losses = [float(row["train/loss"]) for row in csv.DictReader(f) if row.get("train/loss")]
     assert len(losses) >= 10 and all(torch.isfinite(torch.tensor(losses)))
