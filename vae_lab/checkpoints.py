@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-TEMP_SUFFIX = ".tmp"  # temporary files are ".<target name>.<random>.tmp": hidden, and not "*.ckpt"
+from vae_lab.run_folder import TEMP_SUFFIX, atomic_write
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -50,29 +49,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def atomic_torch_save(obj: Any, target: Path) -> None:
-    """``torch.save`` to a temporary file beside ``target``, fsync, then rename onto it.
-
-    The rename is atomic only within one file system, hence the same folder. The temporary file
-    is removed on any error (disk full, KeyboardInterrupt); only a hard kill can leave it behind,
-    as a hidden ``.<name>.<random>.tmp`` that no ``*.ckpt`` glob matches.
-    """
-    temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
-    try:
-        # os.open with 0o666 lets the umask decide the mode, as for any file written with open()
-        with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    with contextlib.suppress(OSError):  # persist the rename itself (not possible on every OS)
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    """``torch.save`` through :func:`vae_lab.run_folder.atomic_write`: beside ``target``, fsync, rename.
+    A hard kill can leave a hidden ``.<name>.<random>.tmp`` that no ``*.ckpt`` glob matches."""
+    atomic_write(target, lambda f: torch.save(obj, f))
 
 
 def remove_stale_temp_files(target: Path) -> None:
@@ -85,27 +64,44 @@ def remove_stale_temp_files(target: Path) -> None:
         temp.unlink(missing_ok=True)
 
 
-def is_loadable(path: Path | str) -> tuple[bool, str]:
-    """Whether resuming could read this checkpoint, and if not, why (one short line).
+class UnreadableCheckpoint(ValueError):
+    """A checkpoint file that cannot be read; ``reason`` is one short line."""
 
-    Reads it as the resume does (``torch.load``, ``weights_only=True``, on the CPU) and checks it
-    is a Lightning checkpoint (has a ``state_dict``). A full read costs as much as the resume's
-    own, but it is the only check that catches every torn or corrupt file.
-    """
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"checkpoint {path} cannot be read ({reason})")
+        self.path, self.reason = path, reason
+
+
+def read_checkpoint_file(path: Path | str) -> dict:
+    """The checkpoint as the resume reads it (``torch.load``, ``weights_only=True``, on the CPU),
+    checked to be a Lightning checkpoint (has a ``state_dict``); ``UnreadableCheckpoint`` says why not."""
     path = Path(path)
     if not path.is_file():
-        return False, "missing" if not path.exists() else "not a file"
+        raise UnreadableCheckpoint(path, "missing" if not path.exists() else "not a file")
     if path.stat().st_size == 0:
-        return False, "truncated or corrupt: empty file"  # a full disk before the first byte
+        raise UnreadableCheckpoint(path, "truncated or corrupt: empty file")  # a full disk before the first byte
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torn zip: RuntimeError; empty: EOFError; garbage: UnpicklingError …
         message = _short_error(err)
         if message.startswith("Unsupported global"):  # a whole file, with a class torch will not unpickle
-            return False, f"weights_only=True refuses it: {message}"
-        return False, f"truncated or corrupt: {message}"
+            raise UnreadableCheckpoint(path, f"weights_only=True refuses it: {message}") from None
+        raise UnreadableCheckpoint(path, f"truncated or corrupt: {message}") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        return False, "not a Lightning checkpoint (no 'state_dict')"
+        raise UnreadableCheckpoint(path, "not a Lightning checkpoint (no 'state_dict')")
+    return checkpoint
+
+
+def is_loadable(path: Path | str) -> tuple[bool, str]:
+    """Whether resuming could read this checkpoint, and if not, why (one short line).
+
+    A full read costs as much as the resume's own, but it is the only check that catches every
+    torn or corrupt file.
+    """
+    try:
+        read_checkpoint_file(path)
+    except UnreadableCheckpoint as err:
+        return False, err.reason
     return True, ""
 
 

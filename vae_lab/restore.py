@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from vae_lab import resolvers  # noqa: F401  (configs may name ${vae_lab.*:} resolvers)
+from vae_lab.checkpoints import UnreadableCheckpoint, read_checkpoint_file
 
 CONFIG_KEY = "vae_lab_config"
 
@@ -24,14 +25,12 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used, with the reason and what to do."""
 
 
-def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+def read_checkpoint(path: str | Path) -> dict:
+    """The checkpoint (on the CPU), which must carry the config of the run that wrote it."""
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # a torn or foreign file: say which, not where torch failed
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err})") from None
+        checkpoint = read_checkpoint_file(path)
+    except UnreadableCheckpoint as err:
+        raise CheckpointError(str(err)) from None
     if CONFIG_KEY not in checkpoint:
         raise CheckpointError(
             f"checkpoint {path} carries no vae_lab config (written by an older version?); "
@@ -55,5 +54,5 @@ def build_model(cfg: DictConfig, checkpoint: dict):
 
 def load(path: str | Path, map_location: str | torch.device = "cpu"):
     """The trained ``VAEModule`` saved in ``path``, rebuilt with its parts, in eval mode."""
-    checkpoint = read_checkpoint(path, map_location)
+    checkpoint = read_checkpoint(path)
     return build_model(checkpoint_config(checkpoint), checkpoint).to(map_location)

@@ -14,13 +14,16 @@ A run folder (one job of ``vae_lab.train``) holds:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import tempfile
+import secrets
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -37,14 +40,38 @@ LOG_LIKELIHOODS_FILE = "test_log_likelihoods.npy"
 EVAL_KEYS = ("iw_samples_test", "iw_samples_val", "iw_chunk_size")
 
 
+TEMP_SUFFIX = ".tmp"  # temporary files are ".<target name>.<random>.tmp": hidden, and match no "*.ckpt"
+
+
+def atomic_write(target: Path, write: Callable[[BinaryIO], None]) -> None:
+    """``write`` into a temporary file beside ``target``, fsync, then rename onto it, so a reader
+    (or a resume) sees the old file or the new one, never half of one.
+
+    The rename is atomic only within one file system, hence the same folder. The temporary file
+    is removed on any error (disk full, KeyboardInterrupt); only a hard kill can leave it behind.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+    try:
+        # os.open with 0o666 lets the umask decide the mode, as for any file written with open()
+        with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    with contextlib.suppress(OSError):  # persist the rename itself (not possible on every OS)
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
 def write_json_atomically(path: Path, data: dict) -> None:
-    """Temporary file in the same folder, then rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
-        f.write(json.dumps(data, indent=2) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(f.name, path)
+    atomic_write(path, lambda f: f.write((json.dumps(data, indent=2) + "\n").encode()))
 
 
 def evaluation_key(settings: dict) -> str:

@@ -49,18 +49,18 @@ def job_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def _positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+def _int_at_least(value, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 def validate_config(cfg: DictConfig) -> None:
     """Top-level values and part pairings checked before anything is built; parts check their own arguments."""
-    if not _positive_int(cfg.latent):
+    if not _int_at_least(cfg.latent, 1):
         raise ConfigError(f"latent={cfg.latent}: the latent dimension must be a positive integer")
     validate_pairings(cfg)
     for key in ("batch_size", "eval_batch_size"):
         value = OmegaConf.select(cfg, f"data.module.{key}", default=1)
-        if not _positive_int(value):
+        if not _int_at_least(value, 1):
             raise ConfigError(f"data.module.{key}={value}: must be a positive integer (examples per batch)")
     if not cfg.train and cfg.ckpt_path not in (None, "last") and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file to evaluate (train=false)")
@@ -69,7 +69,7 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"eval_ckpt={cfg.eval_ckpt}: expected 'best' or 'last'")
     if not isinstance(cfg.compile, bool):
         raise ConfigError(f"compile={cfg.compile}: expected true or false")
-    if not isinstance(cfg.steps_per_call, int) or isinstance(cfg.steps_per_call, bool) or cfg.steps_per_call < 1:
+    if not _int_at_least(cfg.steps_per_call, 1):
         raise ConfigError(f"steps_per_call={cfg.steps_per_call}: must be a positive integer (1 = one batch per call)")
     if cfg.grad_clip is not None and not (isinstance(cfg.grad_clip, int | float) and cfg.grad_clip > 0):
         raise ConfigError(f"grad_clip={cfg.grad_clip}: the gradient-norm limit must be a number > 0, or null")
@@ -91,9 +91,9 @@ def validate_eval(eval_cfg: DictConfig) -> None:
     """The evaluation settings (also what ``vae_lab.evaluate`` may change)."""
     for key in ("iw_samples_val", "iw_samples_test"):
         value = eval_cfg[key]
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        if not _int_at_least(value, 0):
             raise ConfigError(f"eval.{key}={value}: must be an integer >= 0 (0 skips the importance-sampled NLL)")
-    if not _positive_int(eval_cfg.iw_chunk_size):
+    if not _int_at_least(eval_cfg.iw_chunk_size, 1):
         raise ConfigError(f"eval.iw_chunk_size={eval_cfg.iw_chunk_size}: must be a positive integer")
 
 
@@ -146,15 +146,14 @@ def pin_ddp_children_to_this_job(output_dir: Path) -> None:
         hydra_cfg.run.dir = str(output_dir)
 
 
-def resolve_trainer_precision(cfg: DictConfig) -> str:
+def resolve_trainer_precision(cfg: DictConfig) -> None:
     """``trainer.precision=auto`` becomes bf16-mixed or 32-true by what the hardware does natively;
-    an explicit bf16 where it is not native is kept, with a warning. Returns the precision used."""
+    an explicit bf16 where it is not native is kept, with a warning."""
     precision, message = resolve_precision(cfg.trainer.precision, str(cfg.trainer.get("accelerator", "auto")))
     if message:
         (log.info if cfg.trainer.precision == "auto" else log.warning)("%s", message)
     with open_dict(cfg):
         cfg.trainer.precision = precision
-    return str(precision)
 
 
 def build(cfg: DictConfig):

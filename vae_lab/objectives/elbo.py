@@ -36,9 +36,14 @@ class ELBO(Objective):
         """What β weighs, per example (B,): the KL."""
         return terms.kl
 
+    def logs(self, regulariser: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The objective's own quantities besides β (the KL itself is logged by the model)."""
+        return {}
+
     def __call__(self, terms: Terms, beta: float | torch.Tensor) -> ObjectiveOutput:
-        loss = beta * self.regulariser(terms) - terms.log_px
-        return ObjectiveOutput(loss, {"beta": beta})
+        regulariser = self.regulariser(terms)
+        loss = beta * regulariser - terms.log_px
+        return ObjectiveOutput(loss, {"beta": beta} | self.logs(regulariser))
 
 
 class FreeBitsELBO(ELBO):
@@ -64,7 +69,5 @@ class FreeBitsELBO(ELBO):
             kept = kl * (kl > self.floor)
         return kept.sum(-1)
 
-    def __call__(self, terms: Terms, beta: float | torch.Tensor) -> ObjectiveOutput:
-        regulariser = self.regulariser(terms)
-        loss = beta * regulariser - terms.log_px
-        return ObjectiveOutput(loss, {"beta": beta, "free_bits_kl": regulariser.mean()})
+    def logs(self, regulariser: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"free_bits_kl": regulariser.mean()}
