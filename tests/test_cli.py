@@ -41,13 +41,11 @@ def test_train_end_to_end_on_a_slice_of_real_mnist(tmp_path):
 
 
 @pytest.mark.slow
-def test_multirun_writes_one_run_per_job(tmp_path):
-    result = run_cli(
-        ["--multirun", "prior=gauss", "latent=2,3", "data=synthetic", "trainer.max_epochs=1", *SMALL],
-        cwd=tmp_path,
-    )
+def test_multirun_writes_one_run_per_job(tmp_path, monkeypatch, capsys):
+    args = ["--multirun", "prior=gauss", "latent=2,3", "data=synthetic", "trainer.max_epochs=1", *SMALL]
+    code, out = cli_in_process(args, tmp_path, monkeypatch, capsys)
     jobs = sorted(tmp_path.glob("multirun/*/*/[0-9]*"))
-    assert [j.name for j in jobs] == ["0", "1"], result.stdout[-2000:]
+    assert code == 0 and [j.name for j in jobs] == ["0", "1"], out[-2000:]
     for job, latent in zip(jobs, (2, 3), strict=True):
         assert "latent: " + str(latent) in (job / ".hydra" / "config.yaml").read_text()
         assert vae_lab.load(job / "checkpoints" / "best.ckpt").latent.latent_dim == latent  # its own model

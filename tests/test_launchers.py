@@ -10,7 +10,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from tests.conftest import read_metrics, run_cli
+from tests.conftest import cli_in_process, read_metrics, run_cli
 from vae_lab.config import CONF_DIR
 
 FAST = ["data=synthetic", "trainer.max_epochs=1", "eval.iw_samples_val=5", "eval.iw_samples_test=5"]
@@ -61,10 +61,10 @@ def test_slurm_launcher_config_maps_trainer_to_slurm_resources():
 
 
 @pytest.mark.slow
-def test_optuna_search_minimises_validation_nll_and_stores_trials(tmp_path):
+def test_optuna_search_minimises_validation_nll_and_stores_trials(tmp_path, monkeypatch, capsys):
     sweep = tmp_path / "sweep"
     args = ["hparams_search=vae_optuna", *FAST, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}"]
-    run_cli(args, cwd=tmp_path)
+    assert cli_in_process(args, tmp_path, monkeypatch, capsys)[0] == 0
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     trial_nlls = [read_metrics(sweep / str(i))["val/nll"] for i in range(2)]
     assert results["best_value"] == pytest.approx(min(trial_nlls))
@@ -76,15 +76,16 @@ def test_optuna_search_minimises_validation_nll_and_stores_trials(tmp_path):
         "hydra.sweeper.n_trials=1",
         f"hydra.sweeper.storage={storage}",
     ]
-    run_cli([*more, f"hydra.sweep.dir={tmp_path / 'more'}"], cwd=tmp_path)
+    assert cli_in_process([*more, f"hydra.sweep.dir={tmp_path / 'more'}"], tmp_path, monkeypatch, capsys)[0] == 0
     study = optuna.load_study(study_name="vae_lab_synthetic", storage=storage)
     assert len(study.trials) == 3
 
 
 @pytest.mark.slow
-def test_wandb_offline_runs_share_the_sweep_group_and_carry_override_tags(tmp_path):
+def test_wandb_offline_runs_share_the_sweep_group_and_carry_override_tags(tmp_path, monkeypatch, capsys):
     sweep = tmp_path / "multirun" / "2026-01-02" / "03-04-05"
-    run_cli(["--multirun", "logger=wandb", *FAST, "latent=2,3", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    args = ["--multirun", "logger=wandb", *FAST, "latent=2,3", f"hydra.sweep.dir={sweep}"]
+    assert cli_in_process(args, tmp_path, monkeypatch, capsys)[0] == 0
     for job, latent in (("0", 2), ("1", 3)):
         runs = list((sweep / job / "wandb").glob("offline-run-*/run-*.wandb"))
         assert len(runs) == 1  # a local run folder that `wandb sync` uploads later
