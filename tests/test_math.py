@@ -145,6 +145,29 @@ def test_adam_normgrad_equals_adam_on_normalised_gradients(fused):
         assert float(state_a[key]["step"]) == float(state_b[key]["step"]) == 4
 
 
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_adam_normgrad_fused_is_bit_identical_to_dividing_first(amsgrad):
+    """The fused path divides inside torch's fused Adam (grad_scale): same bits as a division pass."""
+    torch.manual_seed(0)
+    a = torch.nn.Sequential(torch.nn.Linear(50, 40), torch.nn.Linear(40, 3))
+    b = torch.nn.Sequential(torch.nn.Linear(50, 40), torch.nn.Linear(40, 3))
+    b.load_state_dict(a.state_dict())
+    opt_a = AdamNormGrad(a.parameters(), lr=0.01, fused=True, amsgrad=amsgrad, weight_decay=0.01)
+    opt_b = torch.optim.Adam(b.parameters(), lr=0.01, fused=True, amsgrad=amsgrad, weight_decay=0.01)
+    x = torch.randn(7, 50)
+    for _ in range(5):
+        for model, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            (model(x) ** 2).sum().mul(37.0).backward()
+        grads = [p.grad for p in b.parameters()]
+        norms = torch._foreach_norm(grads)
+        torch._foreach_add_(norms, 1e-12)
+        torch._foreach_div_(grads, norms)
+        opt_a.step()
+        opt_b.step()
+    assert all(torch.equal(pa, pb) for pa, pb in zip(a.parameters(), b.parameters(), strict=True))
+
+
 def test_discretized_logistic_likelihood_is_normalised_per_pixel():
     head = DiscretizedLogisticLikelihood(in_features=4, dim=3)
     d = head(torch.randn(2, 4)).base_dist

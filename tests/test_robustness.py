@@ -117,7 +117,7 @@ BAD_INPUT = [
     ("prior=vmf prior.kappa=-2", "a fixed concentration must be > 0"),
     ("grad_clip=-1", "grad_clip=-1: the gradient-norm limit must be a number > 0"),
     ("steps_per_call=0", "steps_per_call=0: must be a positive integer"),
-    ("compile=maybe", "compile=maybe: expected true or false"),
+    ("compile=maybe", "compile=maybe: expected true, false or auto"),
     ("+trainer.gradient_clip_val=0.5", "use grad_clip=0.5 instead"),
     ("+trainer.accumulate_grad_batches=4", "raise data.module.batch_size instead"),
 ]

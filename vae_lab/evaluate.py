@@ -21,6 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from vae_lab.callbacks.progress import ProgressBar
+from vae_lab.compiling import AUTO
 from vae_lab.data.files import DataFileError
 from vae_lab.restore import CheckpointError, build_model, checkpoint_config, read_checkpoint
 from vae_lab.run_folder import EVAL_KEYS, RunFolder
@@ -59,7 +60,14 @@ def evaluate(folder: Path, overrides: list[str], which: str = "best") -> tuple[s
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     model = build_model(cfg, checkpoint)
-    model.set_evaluation(cfg.eval.iw_samples_val, cfg.eval.iw_samples_test, cfg.eval.iw_chunk_size, cfg.seed)
+    evaluation = cfg.eval
+    model.set_evaluation(
+        evaluation.iw_samples_val,
+        evaluation.iw_samples_test,
+        evaluation.iw_chunk_size,
+        cfg.seed,
+        evaluation.get("compile", AUTO),  # checkpoints older than eval.compile
+    )
     datamodule = instantiate(cfg.data.module, steps_per_call=1)
     trainer = L.Trainer(
         accelerator=cfg.trainer.get("accelerator", "auto"),

@@ -8,6 +8,7 @@ step knows which family, objective or modality it runs.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 
@@ -17,6 +18,14 @@ from torch import nn
 from torch.distributions import Distribution
 from torchmetrics import CatMetric, MeanMetric, Metric
 
+from vae_lab.compiling import (
+    AUTO,
+    MIN_EVAL_SAMPLES,
+    MIN_TRAINING_STEPS,
+    CompiledOrEager,
+    check_setting,
+    worth_compiling,
+)
 from vae_lab.latents.base import LatentFamily
 from vae_lab.likelihoods.base import Likelihood
 from vae_lab.metrics.latent import ActiveUnits
@@ -26,6 +35,7 @@ from vae_lab.restore import CONFIG_KEY
 from vae_lab.rng import seeded_stream
 
 EVAL_STAGES = ("val", "test")
+log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -50,9 +60,10 @@ class VAEModule(L.LightningModule):
         iw_samples_test: int = 5000,
         iw_chunk_size: int = 500,
         eval_seed: int = 0,
+        eval_compile: bool | str = AUTO,
         extra_metrics: Callable[[], dict[str, Metric]] | None = None,
         gradient_clip_val: float | None = None,
-        compile: bool = False,
+        compile: bool | str = False,
     ):
         super().__init__()
         objective.check(latent)  # e.g. free bits need a per-dimension KL: refuse before training
@@ -62,15 +73,18 @@ class VAEModule(L.LightningModule):
         if gradient_clip_val is not None and gradient_clip_val <= 0:
             raise ValueError(f"grad_clip={gradient_clip_val}: the gradient-norm limit must be > 0, or null for none")
         self.gradient_clip_val = gradient_clip_val
-        # torch.compile fuses the per-example loss (forward + backward) into a few kernels; it
-        # pays its compilation once, so it is opt-in (`compile=true`). Built on first use.
-        self.compile_loss = compile  # (not `self.compile`: that is nn.Module's own method)
+        # torch.compile fuses the per-example loss (forward + backward) into a few kernels. It
+        # pays its compilation once, so `compile=auto` compiles only long runs (decided at the
+        # first step, see _decide_compiling). (Not `self.compile`: that is nn.Module's own method.)
+        check_setting("compile", compile)
+        self.compile_setting = compile
+        self.compile_loss: bool | None = None if compile == AUTO else bool(compile)
         self._compiled_loss = None
         self.encoder, self.latent, self.decoder, self.likelihood = encoder, latent, decoder, likelihood
         self.objective = objective
         self.optimizer_factory = optimizer
         self.data_dim = data_dim
-        self.set_evaluation(iw_samples_val, iw_samples_test, iw_chunk_size, eval_seed)
+        self.set_evaluation(iw_samples_val, iw_samples_test, iw_chunk_size, eval_seed, eval_compile)
         self.total_steps: int | None = None  # the run's optimiser steps, for step-based β schedules
         self.run_config: dict | None = None  # the composed config, saved in checkpoints (vae_lab.train sets it)
         names = ["neg_elbo", "recon", "kl", "nll"] + (["bpd"] if likelihood.reports_bits_per_dim else [])
@@ -91,11 +105,17 @@ class VAEModule(L.LightningModule):
         # Per-example test log-likelihoods (gathered over processes) for the histogram figure.
         self.test_log_likelihoods = CatMetric()
 
-    def set_evaluation(self, iw_samples_val: int, iw_samples_test: int, iw_chunk_size: int, eval_seed: int) -> None:
-        """Evaluation settings (importance samples, chunking, seed); ``vae_lab.evaluate`` changes them."""
+    def set_evaluation(
+        self, iw_samples_val: int, iw_samples_test: int, iw_chunk_size: int, eval_seed: int, compile: bool | str = AUTO
+    ) -> None:
+        """Evaluation settings (importance samples, chunking, seed, compiling the decoder pass);
+        ``vae_lab.evaluate`` changes them."""
+        check_setting("eval.compile", compile)
         self.iw_samples = {"val": iw_samples_val, "test": iw_samples_test}
         self.iw_chunk_size = iw_chunk_size
         self.eval_seed = eval_seed
+        self.eval_compile = compile
+        self._compiled_decoder_log_prob = None
 
     # --- the model ------------------------------------------------------------------------
     def posterior(self, x: torch.Tensor) -> Distribution:
@@ -128,19 +148,42 @@ class VAEModule(L.LightningModule):
         return loss, terms.log_px, terms.kl, out.logs
 
     def _loss(self, x: torch.Tensor, beta: float):
-        """``training_loss``, compiled when ``compile=true`` (β then enters as a tensor, so a
+        """``training_loss``, compiled when ``compile`` says so (β then enters as a tensor, so a
         changing β does not recompile)."""
+        if self.compile_loss is None:
+            self.compile_loss = self._decide_compiling(x, beta)
         if not self.compile_loss:
             return self.training_loss(x, beta)
         if self._compiled_loss is None:
-            # One eager pass first fills Python-level caches that dynamo cannot trace (the lookup
-            # in torch.distributions' KL registry); otherwise the compiled step is split in two
-            # graphs with eager code between them, ~20 % slower. Its noise draw is undone.
-            cuda = [self.device] if self.device.type == "cuda" else []
-            with torch.no_grad(), torch.random.fork_rng(devices=cuda):
-                self.training_loss(x, beta)
+            self._untraced_pass(x, beta)
             self._compiled_loss = torch.compile(self.training_loss)
         return self._compiled_loss(x, torch.tensor(beta, device=x.device))
+
+    def _untraced_pass(self, x: torch.Tensor, beta: float, fn: Callable | None = None):
+        """Run the loss once without gradients and give back its noise draw. Before compiling it
+        fills Python-level caches dynamo cannot trace (the lookup in torch.distributions' KL
+        registry); otherwise the compiled step is split in two graphs, ~20 % slower."""
+        cuda = [self.device] if self.device.type == "cuda" else []
+        with torch.no_grad(), torch.random.fork_rng(devices=cuda):
+            return (fn or self.training_loss)(x, beta)
+
+    def _decide_compiling(self, x: torch.Tensor, beta: float) -> bool:
+        """``compile=auto``: compile a run of at least MIN_TRAINING_STEPS steps whose loss traces
+        into one graph (a graph break, e.g. the vMF rejection sampler's loop or an LSTM, would
+        leave eager code between compiled pieces), and say what was decided and why."""
+        steps = self.total_steps or 0
+        if not worth_compiling(AUTO, self.device.type, long_enough=steps >= MIN_TRAINING_STEPS):
+            reason = f"{steps} steps < {MIN_TRAINING_STEPS}" if steps < MIN_TRAINING_STEPS else "no compiler found"
+            log.info("compile=auto: training eagerly (%s)", reason)
+            return False
+        self._untraced_pass(x, beta)
+        explanation = self._untraced_pass(x, beta, torch._dynamo.explain(self.training_loss))
+        if explanation.graph_break_count:
+            reason = str(explanation.break_reasons[0].reason).splitlines()[0][:200]
+            log.info("compile=auto: training eagerly, the loss does not trace into one graph (%s)", reason)
+            return False
+        log.info("compile=auto: compiling the training loss (%d steps, one graph)", steps)
+        return True
 
     def on_train_start(self) -> None:
         """The run's length in optimiser steps (Lightning counts groups of ``steps_per_call``)."""
@@ -269,9 +312,22 @@ class VAEModule(L.LightningModule):
 
     def log_likelihood(self, x: torch.Tensor, q: Distribution, num_samples: int) -> torch.Tensor:
         """Importance-sampled log p(x) per example (B,), chunked to bound memory."""
+        decoder_log_prob = self._decoder_log_prob
+        if worth_compiling(self.eval_compile, self.device.type, long_enough=num_samples >= MIN_EVAL_SAMPLES):
+            # The pass is matmuls plus elementwise work over S × B × D values (gates, clamp,
+            # log-likelihood, sum); compiled, the elementwise part is fused into a few kernels.
+            if self._compiled_decoder_log_prob is None:
+                self._compiled_decoder_log_prob = CompiledOrEager(
+                    self._decoder_log_prob, "the evaluation's decoder pass", dynamic=False
+                )
+            decoder_log_prob = self._compiled_decoder_log_prob
         return importance_sampled_log_likelihood(
-            q, self.prior(), lambda z: self.decode(z).log_prob(x), num_samples, self.iw_chunk_size
+            q, self.prior(), lambda z: decoder_log_prob(z, x), num_samples, self.iw_chunk_size
         )
+
+    def _decoder_log_prob(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) for samples ``z (S, B, L)`` -> (S, B)."""
+        return self.decode(z).log_prob(x)
 
     # --- media ----------------------------------------------------------------------------
     @torch.no_grad()

@@ -6,7 +6,12 @@ import torch
 
 
 class AdamNormGrad(torch.optim.Adam):
-    """Each parameter's gradient is divided by its own L2 norm before the Adam update."""
+    """Each parameter's gradient is divided by its own L2 norm before the Adam update.
+
+    With ``fused=True`` (the default config) the division happens inside torch's fused Adam
+    kernel, whose ``grad_scale`` argument divides the gradient as it is read: one pass over the
+    gradients less than dividing them first, with bit-identical results (tested).
+    """
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -14,10 +19,45 @@ class AdamNormGrad(torch.optim.Adam):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if all(group["fused"] and not group["decoupled_weight_decay"] for group in self.param_groups):
+            for group in self.param_groups:
+                self._fused_normalised_step(group)
+            return loss
         grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
         if grads:
-            norms = torch._foreach_norm(grads)
-            torch._foreach_add_(norms, 1e-12)  # an all-zero gradient stays zero
-            torch._foreach_div_(grads, norms)
+            torch._foreach_div_(grads, self._norms(grads))
         super().step()
         return loss
+
+    @staticmethod
+    def _norms(grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        norms = torch._foreach_norm(grads)
+        torch._foreach_add_(norms, 1e-12)  # an all-zero gradient stays zero
+        return norms
+
+    def _fused_normalised_step(self, group: dict) -> None:
+        params, grads, avgs, squares, max_squares, steps = [], [], [], [], [], []
+        self._init_group(group, params, grads, avgs, squares, max_squares, steps)
+        if not params:
+            return
+        norms = self._norms(grads)
+        torch._foreach_add_(steps, 1)
+        beta1, beta2 = group["betas"]
+        for i, param in enumerate(params):  # one kernel call per parameter: each has its own norm
+            torch._fused_adam_(
+                [param],
+                [grads[i]],
+                [avgs[i]],
+                [squares[i]],
+                max_squares[i : i + 1] if group["amsgrad"] else [],
+                [steps[i]],
+                amsgrad=group["amsgrad"],
+                lr=group["lr"],
+                beta1=beta1,
+                beta2=beta2,
+                weight_decay=group["weight_decay"],
+                eps=group["eps"],
+                maximize=group["maximize"],
+                grad_scale=norms[i],
+                found_inf=None,
+            )

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from vae_lab import resolvers  # noqa: F401  (registers ${vae_lab.*:} config resolvers)
 from vae_lab.capability import resolve_precision
 from vae_lab.checkpoints import AtomicCheckpointIO, NoLoadableCheckpoint, choose_resume_checkpoint
+from vae_lab.compiling import AUTO, check_setting
 from vae_lab.config import CONF_DIR
 from vae_lab.data.files import DataFileError
 from vae_lab.run_folder import EVAL_KEYS, RunFolder
@@ -67,8 +68,7 @@ def validate_config(cfg: DictConfig) -> None:
     validate_eval(cfg.eval)
     if cfg.eval_ckpt not in ("best", "last"):
         raise ConfigError(f"eval_ckpt={cfg.eval_ckpt}: expected 'best' or 'last'")
-    if not isinstance(cfg.compile, bool):
-        raise ConfigError(f"compile={cfg.compile}: expected true or false")
+    _check_compile_setting("compile", cfg.compile)
     if not _int_at_least(cfg.steps_per_call, 1):
         raise ConfigError(f"steps_per_call={cfg.steps_per_call}: must be a positive integer (1 = one batch per call)")
     if cfg.grad_clip is not None and not (isinstance(cfg.grad_clip, int | float) and cfg.grad_clip > 0):
@@ -95,6 +95,14 @@ def validate_eval(eval_cfg: DictConfig) -> None:
             raise ConfigError(f"eval.{key}={value}: must be an integer >= 0 (0 skips the importance-sampled NLL)")
     if not _int_at_least(eval_cfg.iw_chunk_size, 1):
         raise ConfigError(f"eval.iw_chunk_size={eval_cfg.iw_chunk_size}: must be a positive integer")
+    _check_compile_setting("eval.compile", eval_cfg.get("compile", AUTO))
+
+
+def _check_compile_setting(name: str, value: object) -> None:
+    try:
+        check_setting(name, value)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _choice(group: str) -> str:
@@ -247,6 +255,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             overrides=job_overrides(),
             eval={key: cfg.eval[key] for key in EVAL_KEYS} | {"checkpoint": cfg.eval_ckpt},
             precision=str(cfg.trainer.precision),
+            compiled_training=bool(model.compile_loss),
         )
         print_metrics(metrics, folder.path)
     for logger in loggers:

@@ -1,0 +1,137 @@
+"""Importance-sampled evaluation against its matmul limit: points/s of vae_lab's test NLL.
+
+    python bench/eval_ours.py [--points 100] [--out F] [--case gauss|vamp ...]
+
+Times ``VAEModule.log_likelihood`` (what the final test runs for each batch) on real test points:
+the default Gaussian VAE (dynamic MNIST) at S = 5000 and the VampPrior (static MNIST, K = 500) at
+S = 500, with the default chunking, eagerly and with the decoder pass compiled (``eval.compile``),
+in interleaved rounds (medians).
+Beside it, the limit its matmuls alone allow: each decoder Linear layer timed as a plain
+``torch.matmul`` at the evaluation's own shapes (rows = chunk × batch), summed per sample, times
+S samples per point. The ratio is the fraction of that limit the evaluation reaches. Both runs
+must give the same estimate (printed: the largest per-point difference in nats).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from matmul_rate import measure_matmul_gflops  # sibling script
+
+from vae_lab.config import compose_train_config
+
+CASES = {
+    "gauss": {"overrides": [], "samples": 5000},
+    "vamp": {"overrides": ["data=mnist_static", "prior=vamp"], "samples": 500},
+}
+
+
+def decoder_linears(model) -> list[torch.nn.Linear]:
+    return [m for part in (model.decoder, model.likelihood) for m in part.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def matmul_limit(model, rows: int, samples: int) -> dict:
+    """Points/s if the decoder's matmuls were all the evaluation did, at ``rows`` rows per product."""
+    seconds_per_row, flops_per_row = 0.0, 0
+    for linear in decoder_linears(model):
+        k, n = linear.in_features, linear.out_features
+        gflops = measure_matmul_gflops(rows, k, n)
+        seconds_per_row += 2 * k * n / (gflops * 1e9)
+        flops_per_row += 2 * k * n
+    return {
+        "rows": rows,
+        "decoder_flops_per_sample": flops_per_row,
+        "matmul_gflops_at_these_shapes": flops_per_row / seconds_per_row / 1e9,
+        "limit_points_per_s": 1.0 / (seconds_per_row * samples),
+    }
+
+
+def time_evaluation(model, x: torch.Tensor, samples: int, compile: bool, batch: int) -> tuple[float, torch.Tensor]:
+    """Points/s of the test NLL over ``x`` in batches, and the per-point estimates (same seed each time)."""
+    model.set_evaluation(0, samples, model.iw_chunk_size, 0, compile)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        start = time.perf_counter()
+        values = [model.log_likelihood(b, model.posterior(b), samples) for b in x.split(batch)]
+        return len(x) / (time.perf_counter() - start), torch.cat(values)
+
+
+def interleaved(model, x: torch.Tensor, samples: int, batch: int, rounds: int) -> dict[bool, list[float]]:
+    """Eager and compiled, alternating: this VM's speed drifts, so only same-round figures compare."""
+    for compile in (False, True):  # warm-up, and compiling
+        time_evaluation(model, x[:batch], samples, compile, batch)
+    rates = {False: [], True: []}
+    for _ in range(rounds):
+        for compile in (False, True):
+            rate, estimate = time_evaluation(model, x, samples, compile, batch)
+            rates[compile].append(rate)
+            rates[f"estimate_{compile}"] = estimate
+    return rates
+
+
+def measure(case: str, points: int, rounds: int, chunk: int | None) -> dict:
+    spec = CASES[case]
+    chunk_override = [f"eval.iw_chunk_size={chunk}"] if chunk else []
+    cfg = compose_train_config(["logger=[]", *spec["overrides"], *chunk_override])
+    torch.manual_seed(0)
+    datamodule, model = instantiate(cfg.data.module), instantiate(cfg.model)
+    datamodule.setup("test")
+    model.eval()
+    batch = cfg.data.module.eval_batch_size
+    x = datamodule.splits.test[:points]
+    samples = spec["samples"]
+    rates = interleaved(model, x, samples, batch, rounds)
+    eager, compiled = statistics.median(rates[False]), statistics.median(rates[True])
+    ll_eager, ll_compiled = rates["estimate_False"], rates["estimate_True"]
+    limit = matmul_limit(model, model.iw_chunk_size * batch, samples)
+    result = {
+        "case": case,
+        "overrides": spec["overrides"],
+        "samples": samples,
+        "points": points,
+        "chunk": model.iw_chunk_size,
+        "rounds": rounds,
+        "eager_points_per_s": eager,
+        "compiled_points_per_s": compiled,
+        "eager_points_per_s_by_round": rates[False],
+        "compiled_points_per_s_by_round": rates[True],
+        "max_abs_difference_nats": (ll_eager - ll_compiled).abs().max().item(),
+        "mean_log_likelihood": ll_eager.mean().item(),
+        **limit,
+    }
+    result["eager_fraction_of_limit"] = eager / limit["limit_points_per_s"]
+    result["compiled_fraction_of_limit"] = compiled / limit["limit_points_per_s"]
+    print(
+        f"{case}: S={samples}, chunk {model.iw_chunk_size} x batch {batch}: eager {eager:.1f}, compiled {compiled:.1f} "
+        f"points/s; matmul limit {limit['limit_points_per_s']:.1f} points/s "
+        f"({limit['matmul_gflops_at_these_shapes']:.0f} GFLOP/s) -> {result['eager_fraction_of_limit']:.2f} / "
+        f"{result['compiled_fraction_of_limit']:.2f} of it; estimates differ by <= "
+        f"{result['max_abs_difference_nats']:.1e} nats",
+        flush=True,
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--points", type=int, default=100)
+    parser.add_argument("--case", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--chunk", type=int, help="eval.iw_chunk_size (default: the config's)")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    results = [measure(case, args.points, args.rounds, args.chunk) for case in args.case]
+    result = {"results": results, "threads": torch.get_num_threads()}
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""When to ``torch.compile``, and running eagerly where compiling cannot work.
+
+``compile`` (the training loss) and ``eval.compile`` (the decoder pass of importance-sampled
+evaluation) take ``true``, ``false`` or ``auto``. ``auto`` compiles only where it repays its
+compile time (a few seconds per graph on the CPU, once per process; see ``worth_compiling``) and
+where a compiler exists: the CPU backend builds C++ and needs a C++ compiler, the GPU backend
+needs Triton. A compile that fails at run time warns once and the work continues eagerly, so an
+unusual decoder or machine never loses a run to the optimisation.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+import os
+import shutil
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+AUTO = "auto"
+# Importance samples per point from which compiling the evaluation's decoder pass pays: at S = 5000
+# (the image test) it roughly halves the pass, at validation's S = 20 the pass is over before the
+# compile would be.
+MIN_EVAL_SAMPLES = 500
+# Optimiser steps from which compiling the training loss pays: a first compile takes ~10-25 s on
+# a 2-core CPU (a few seconds once torch's on-disk cache holds the graph) and saves ~1-3 ms per
+# step of the default model (bench/README.md), so it repays itself after ~10k steps.
+MIN_TRAINING_STEPS = 10_000
+
+
+@functools.cache
+def compiler_available(device_type: str) -> bool:
+    """A toolchain for torch.compile's default backend on this device type."""
+    if device_type == "cuda":
+        return importlib.util.find_spec("triton") is not None
+    return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++") if c)
+
+
+def check_setting(name: str, value: object) -> None:
+    if not (isinstance(value, bool) or value == AUTO):
+        raise ValueError(f"{name}={value}: expected true, false or auto")
+
+
+def worth_compiling(setting: bool | str, device_type: str, long_enough: bool) -> bool:
+    """Resolve ``true``/``false``/``auto``; ``auto`` needs work that repays compiling, and a compiler."""
+    if setting != AUTO:
+        return bool(setting)
+    return long_enough and compiler_available(device_type)
+
+
+class CompiledOrEager:
+    """``fn`` compiled on first use; if compiling or the compiled call fails, ``fn`` eagerly from then on."""
+
+    def __init__(self, fn: Callable, what: str, **compile_options):
+        self.fn, self.what, self.options = fn, what, compile_options
+        self.compiled: Callable | None = None
+        self.failed = False
+
+    def __call__(self, *args):
+        if self.failed:
+            return self.fn(*args)
+        if self.compiled is None:
+            import torch
+
+            self.compiled = torch.compile(self.fn, **self.options)
+        try:
+            return self.compiled(*args)
+        except Exception as err:  # noqa: BLE001 - any compiler failure: fall back, the run goes on
+            self.failed = True
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            log.warning("torch.compile of %s failed (%s); running it eagerly", self.what, first[:300])
+            return self.fn(*args)
