@@ -29,14 +29,12 @@ PEER = str(BENCH.parent / ".venv-bench" / "bin" / "python")
 
 
 # The default model (gated MLP 300, latent 40, batch 100) with each speed option; name -> overrides.
+# The defaults are steps_per_call=10, fp32 and compile=auto, which stays eager for a run this short.
 TRAIN_VARIANTS = {
     "train_ours": [],
     "train_ours_compile": ["compile=true"],
-    "train_ours_bf16": ["trainer.precision=bf16-mixed"],
+    "train_ours_spc1": ["steps_per_call=1"],  # one optimiser step per trip through Lightning's loop
     "train_ours_bf16_compile": ["trainer.precision=bf16-mixed", "compile=true"],
-    # Ten optimiser steps per trip through Lightning's loop: same training, less loop overhead.
-    "train_ours_spc10": ["steps_per_call=10"],
-    "train_ours_bf16_compile_spc10": ["trainer.precision=bf16-mixed", "compile=true", "steps_per_call=10"],
 }
 
 
@@ -58,10 +56,14 @@ def suites(quick: bool, rounds: int, native_bf16: bool = True) -> dict[str, list
     vamp_precision = [] if native_bf16 else ["--precision", "32-true"]
     for r in range(rounds):
         variants = [(f"{name}_r{r}", [OURS, "train_ours.py", *steps, *o]) for name, o in kept.items()]
-        # pythae right after our default run: the pair shares the machine's state of the moment.
-        train += [variants[0], (f"peer_vae_r{r}", [PEER, "peer_pythae.py", "vae", *steps]), *variants[1:]]
+        # The floor loop is checked against our step once (first round), then only timed.
+        floor = (f"floor_r{r}", [OURS, "floor_torch.py", *steps, *(["--check"] if r == 0 else [])])
+        # pythae and the floor right after our default run: they share the machine's state of the moment.
+        peer = (f"peer_vae_r{r}", [PEER, "peer_pythae.py", "vae", *steps])
+        train += [variants[0], peer, floor, *variants[1:]]
     return {
         "train": train,
+        "eval": [("eval_ours", [OURS, "eval_ours.py", *(["--points", "50", "--rounds", "2"] if quick else [])])],
         "vamp": [
             ("vamp_ours", [OURS, "vamp_ours.py", *steps, *vamp_precision]),
             ("peer_vamp", [PEER, "peer_pythae.py", "vamp", "nll", *steps]),
@@ -156,40 +158,69 @@ def median_and_range(values: list[float | None]) -> tuple[float | None, str]:
     return statistics.median(values), f"{min(values):,.2f}-{max(values):,.2f}"
 
 
+def _per_round_ratio(results: dict, name: str, reference: list[float | None], keys=("samples_per_s",)):
+    ours = by_round(results, name, *keys)
+    return median_and_range([o / r if o and r else None for o, r in zip(ours, reference, strict=False)])
+
+
 def _train_lines(results: dict[str, dict | None]) -> list[str]:
     peer = by_round(results, "peer_vae", "vae", "trainer", "samples_per_s")
+    floor = by_round(results, "floor", "samples_per_s")
     if not any(by_round(results, "train_ours", "samples_per_s")):
         return []
     peer_bare = by_round(results, "peer_vae", "vae", "bare_loop", "samples_per_s")
+    check = dig(results.get("floor_r0"), "check")
     lines = [
         f"Gaussian VAE (gated MLP 300, latent 40, batch 100, dynamic MNIST), training samples/s, "
-        f"median of {len(peer)} interleaved rounds:",
+        f"median of {len(peer)} interleaved rounds (ratios taken within each round, range after):",
         f"  pythae 0.1.2 trainer {median_and_range(peer)[0] or 0:,.0f} "
         f"(its bare loop {median_and_range(peer_bare)[0] or 0:,.0f})",
+        f"  floor: plain-torch loop, compiled (bench/floor_torch.py) {median_and_range(floor)[0] or 0:,.0f}"
+        + (f"; same loss/parameters as our step to {check['max_param_diff']:.0e}" if check else ""),
     ]
     for name in TRAIN_VARIANTS:
         ours = by_round(results, name, "samples_per_s")
-        ratios = [o / p if o and p else None for o, p in zip(ours, peer, strict=False)]
-        mid, spread = median_and_range(ratios)
-        options = " ".join(TRAIN_VARIANTS[name]) or "defaults (fp32)"
-        target = " (target >= 1.5x)" if name == "train_ours" else ""
+        if not any(ours):
+            continue
+        vs_peer, peer_spread = _per_round_ratio(results, name, peer)
+        vs_floor, floor_spread = _per_round_ratio(results, name, floor)
+        options = " ".join(TRAIN_VARIANTS[name]) or "defaults"
+        targets = (" (targets >= 1.5x, >= 0.9x)") if name == "train_ours" else ""
         lines.append(
-            f"  vae_lab {options}: {median_and_range(ours)[0] or 0:,.0f} -> "
-            f"{f'{mid:.2f}x' if mid else 'n/a'} pythae{target}, per round {spread}"
+            f"  vae_lab {options}: {median_and_range(ours)[0]:,.0f} -> {f'{vs_peer:.2f}x' if vs_peer else 'n/a'} "
+            f"pythae ({peer_spread}), {f'{vs_floor:.2f}x' if vs_floor else 'n/a'} the floor ({floor_spread}){targets}"
+        )
+    return lines
+
+
+def _eval_lines(data: dict | None) -> list[str]:
+    lines = []
+    for r in dig(data, "results", default=[]):
+        lines.append(
+            f"Test NLL, {r['case']} at S={r['samples']} (chunk {r['chunk']} x batch 100), points/s: "
+            f"eager {r['eager_points_per_s']:.1f}, compiled (eval.compile=auto) {r['compiled_points_per_s']:.1f}; "
+            f"its decoder matmuls alone allow {r['limit_points_per_s']:.1f} ({r['decoder_flops_per_sample'] / 1e6:.2f} "
+            f"MFLOP/sample at {r['matmul_gflops_at_these_shapes']:.0f} GFLOP/s) -> "
+            f"{r['compiled_fraction_of_limit']:.2f} of it (target >= 0.8); eager and compiled estimates differ by "
+            f"<= {r['max_abs_difference_nats']:.1e} nats"
         )
     return lines
 
 
 def summary(results: dict[str, dict | None]) -> list[str]:
     lines = _train_lines(results)
-    matmul = dig(results.get("matmul_rate"), "results", default=[])
-    peak = max((r["gflops"] for r in matmul if r["dtype"] == "float32"), default=None)
+    matmul = [r for r in dig(results.get("matmul_rate"), "results", default=[]) if r["dtype"] == "float32"]
+    peak = max((r["gflops"] for r in matmul), default=None)
+    # The step's own shapes: the batch-100 products of the gated MLP.
+    step_rate = statistics.median([r["gflops"] for r in matmul if r["m"] == 100] or [0]) or None
     achieved = median_and_range(by_round(results, "train_ours", "achieved_gflops"))[0]
-    if achieved and peak:
+    if achieved and peak and step_rate:
         lines.append(
-            f"  matmul peak fp32 {peak:.0f} GFLOP/s; the default fp32 step achieves {achieved:.1f} GFLOP/s "
-            f"= {100 * achieved / peak:.0f}% of it"
+            f"  fp32 matmul rate: {peak:.0f} GFLOP/s at best, {step_rate:.0f} at the step's batch-100 shapes; "
+            f"the default step achieves {achieved:.1f} GFLOP/s of counted matmul work = "
+            f"{100 * achieved / step_rate:.0f}% of the latter"
         )
+    lines += _eval_lines(results.get("eval_ours"))
     lines += _vamp_lines(results.get("vamp_ours"), results.get("peer_vamp"))
     lines += _vmf_lines(results.get("vmf_sampling"))
     text = results.get("text_lstm")
@@ -206,10 +237,10 @@ def summary(results: dict[str, dict | None]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="*", choices=["train", "vamp", "vmf", "text"])
+    parser.add_argument("--only", nargs="*", choices=["train", "eval", "vamp", "vmf", "text"])
     parser.add_argument("--quick", action="store_true", help="fewer timed steps")
     parser.add_argument("--summary-only", action="store_true", help="re-print the summary of bench/out/*.json")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the training comparison")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds of the training comparison")
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error(f"--rounds {args.rounds}: needs at least one round")
@@ -226,7 +257,7 @@ def main() -> None:
     else:
         results = {}
         if not args.only or "train" in args.only:  # rounds left from a longer earlier run would mix in
-            for stale in [*OUT.glob("train_ours*_r*.json"), *OUT.glob("peer_vae_r*.json")]:
+            for stale in [*OUT.glob("train_ours*_r*.json"), *OUT.glob("peer_vae_r*.json"), *OUT.glob("floor_r*.json")]:
                 stale.unlink()
         for suite, jobs in suites(args.quick, args.rounds, native_bf16).items():
             if not args.only or suite in args.only:

@@ -115,7 +115,7 @@ def test_elbo_with_beta_one_trains_bit_identically_to_the_hand_written_elbo(tmp_
     datamodule, model = _model(tmp_path, "warmup=0")
     _, reference = _model(tmp_path, "warmup=0")
     reference.load_state_dict(model.state_dict())
-    batches = [group[0] for group, _ in datamodule.train_dataloader()][:5]
+    batches = [x for group, _ in datamodule.train_dataloader() for x in group][:5]
 
     torch.manual_seed(11)
     _fit(model, datamodule, steps=5)

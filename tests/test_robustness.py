@@ -57,11 +57,11 @@ def test_failed_job_does_not_stop_the_sweep(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_non_finite_loss_stops_with_the_term_step_and_checkpoint(tmp_path, monkeypatch, capsys):
-    poison = ["+callbacks.poison._target_=tests.killer.PoisonWeightsAtStep", "+callbacks.poison.step=25"]
+    poison = ["+callbacks.poison._target_=tests.killer.PoisonWeightsAtStep", "+callbacks.poison.step=20"]
     args = [*FAST, "trainer.max_epochs=3", *poison, f"hydra.run.dir={tmp_path / 'run'}"]
     assert cli_in_process(args, tmp_path, monkeypatch, capsys)[0] != 0
     failure = json.loads((tmp_path / "run" / "failure.json").read_text())
-    assert failure["step"] == 25
+    assert failure["step"] == 20
     assert "non-finite reconstruction log p(x|z)" in failure["error"] and "GaussianLatent" in failure["error"]
     assert "last.ckpt" in failure["error"] and (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
 

@@ -136,7 +136,7 @@ class RecordedProgressBar(ProgressBar):
 
 def test_progress_bar_updates_every_n_batches_and_shows_the_true_count_at_each_epoch_end(tmp_path):
     # 2000 synthetic examples in batches of 300: epochs of 7 batches; 17 steps stop mid-epoch 3.
-    datamodule, model = _model(tmp_path, "data.module.batch_size=300")
+    datamodule, model = _model(tmp_path, "data.module.batch_size=300", "steps_per_call=1")
     bar = RecordedProgressBar(update_every=5)
     trainer = _fit(model, datamodule, steps=17, callbacks=[bar], progress_bar=True)
     assert trainer.global_step == 17

@@ -147,7 +147,7 @@ def test_short_svae_training_on_real_mnist_decreases_and_stays_finite(tmp_path, 
     assert code == 0, out
     with open(run_dir / "csv" / "metrics.csv") as f:
         losses = [float(row["train/loss"]) for row in csv.DictReader(f) if row.get("train/loss")]
-    assert len(losses) >= 10 and all(torch.isfinite(torch.tensor(losses)))
+    assert len(losses) >= 8 and all(torch.isfinite(torch.tensor(losses)))  # every 10 steps of 90
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 20  # nats per image
 
 

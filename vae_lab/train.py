@@ -173,8 +173,15 @@ def build(cfg: DictConfig):
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     # Checkpoints are written to a temporary file and renamed: a kill never leaves a torn one.
+    # trainer.log_every_n_steps counts optimiser steps; Lightning counts its batches, which are
+    # groups of steps_per_call steps.
+    log_every = max(1, cfg.trainer.get("log_every_n_steps", 50) // cfg.steps_per_call)
     trainer: L.Trainer = instantiate(
-        cfg.trainer, logger=loggers or False, callbacks=callbacks, plugins=[AtomicCheckpointIO()]
+        cfg.trainer,
+        logger=loggers or False,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        log_every_n_steps=log_every,
     )
     return datamodule, model, loggers, trainer
 
