@@ -70,7 +70,7 @@ def time_block(loss_fn, params, batches, steps: int) -> float:
     optimizer = torch.optim.SGD(params, lr=1.0)
     tokens, start = 0, time.perf_counter()
     for _ in range(steps):
-        x, _ = next(batches)
+        (x,), _ = next(batches)  # training batches come in groups (of one here: steps_per_call=1)
         optimizer.zero_grad(set_to_none=True)
         loss_fn(x).backward()
         torch.nn.utils.clip_grad_norm_(params, 0.25)

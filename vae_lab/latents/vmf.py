@@ -20,6 +20,10 @@ from vae_lab.distributions.von_mises_fisher import VonMisesFisher
 from vae_lab.latents.base import LatentFamily, PosteriorFn
 
 
+def _full_precision(t: torch.Tensor):
+    return torch.autocast(t.device.type, enabled=False)
+
+
 class SphericalLatent(LatentFamily):
     """Mean direction μ = normalise(Linear(h)); concentration learned or fixed."""
 
@@ -50,9 +54,26 @@ class SphericalLatent(LatentFamily):
     def distribution(self, loc: torch.Tensor, kappa: torch.Tensor) -> Distribution:
         raise NotImplementedError
 
+    # The samplers (Beta/Gamma draws, rejection loops) and the Bessel-function KL run in fp32 even
+    # under bf16 autocast (trainer.precision=bf16-mixed/auto): the CPU has no bf16 Gamma sampler,
+    # and bf16 cannot resolve log I_v(κ). Only these small (B, m) computations stay fp32.
     def posterior(self, h: torch.Tensor) -> Distribution:
-        loc = F.normalize(self.loc_head(h), dim=-1)
-        return self.distribution(loc, self.concentration(h))
+        with _full_precision(h):
+            h = h.float()
+            loc = F.normalize(self.loc_head(h), dim=-1)
+            return self.distribution(loc, self.concentration(h))
+
+    def rsample(self, q: Distribution) -> tuple[torch.Tensor, torch.Tensor | None]:
+        with _full_precision(q.loc):
+            return self.draw(q)
+
+    def draw(self, q: Distribution) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """z and what the gradient correction needs (see LatentFamily.rsample), in fp32."""
+        return q.rsample(), None
+
+    def kl(self, q: Distribution, p: Distribution, z: torch.Tensor) -> torch.Tensor:
+        with _full_precision(z):
+            return super().kl(q, p, z)
 
     def prior(self, posterior_fn: PosteriorFn | None = None) -> Distribution:
         weight = self.loc_head.weight
@@ -81,7 +102,7 @@ class VonMisesFisherLatent(SphericalLatent):
     def distribution(self, loc: torch.Tensor, kappa: torch.Tensor) -> Distribution:
         return VonMisesFisher(loc, kappa)
 
-    def rsample(self, q: VonMisesFisher) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def draw(self, q: VonMisesFisher) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(z, log weight) when the κ gradient is corrected (learned κ), else (z, None)."""
         if self.grad_correction and self.kappa_head is not None:
             return q.rsample_with_log_weight()
