@@ -6,9 +6,10 @@ Times ``VAEModule.log_likelihood`` (what the final test runs for each batch) on 
 the default Gaussian VAE (dynamic MNIST) at S = 5000 and the VampPrior (static MNIST, K = 500) at
 S = 500, with the default chunking, eagerly and with the decoder pass compiled (``eval.compile``),
 in interleaved rounds (medians).
-Beside it, the limit its matmuls alone allow: each decoder Linear layer timed as a plain
-``torch.matmul`` at the evaluation's own shapes (rows = chunk × batch), summed per sample, times
-S samples per point. The ratio is the fraction of that limit the evaluation reaches. Both runs
+Beside it, in the same rounds, the limit its matmuls alone allow: each decoder Linear layer's
+product as a plain ``torch.mm`` at the evaluation's own shapes (rows = chunk × batch), as many
+times as the evaluation runs it. The ratio (taken within each round) is the fraction of that
+limit the evaluation reaches. Both runs
 must give the same estimate (printed: the largest per-point difference in nats).
 """
 
@@ -22,7 +23,6 @@ from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
-from matmul_rate import measure_matmul_gflops  # sibling script
 
 from vae_lab.config import compose_train_config
 
@@ -36,20 +36,21 @@ def decoder_linears(model) -> list[torch.nn.Linear]:
     return [m for part in (model.decoder, model.likelihood) for m in part.modules() if isinstance(m, torch.nn.Linear)]
 
 
-def matmul_limit(model, rows: int, samples: int) -> dict:
-    """Points/s if the decoder's matmuls were all the evaluation did, at ``rows`` rows per product."""
-    seconds_per_row, flops_per_row = 0.0, 0
-    for linear in decoder_linears(model):
-        k, n = linear.in_features, linear.out_features
-        gflops = measure_matmul_gflops(rows, k, n)
-        seconds_per_row += 2 * k * n / (gflops * 1e9)
-        flops_per_row += 2 * k * n
-    return {
-        "rows": rows,
-        "decoder_flops_per_sample": flops_per_row,
-        "matmul_gflops_at_these_shapes": flops_per_row / seconds_per_row / 1e9,
-        "limit_points_per_s": 1.0 / (seconds_per_row * samples),
-    }
+def decoder_shapes(model) -> list[tuple[int, int]]:
+    return [(m.in_features, m.out_features) for m in decoder_linears(model)]
+
+
+def time_matmuls_only(model, rows: int, samples: int, points: int, batch: int) -> float:
+    """Points/s if the decoder's matmuls were all the evaluation did: each decoder layer's product
+    as a plain ``torch.mm`` at the evaluation's shapes (``rows`` = chunk × batch), as many times
+    as the evaluation of ``points`` points at S = ``samples`` runs it."""
+    operands = [(torch.randn(rows, k), torch.randn(k, n), torch.empty(rows, n)) for k, n in decoder_shapes(model)]
+    chunks = -(-samples * batch // rows) * -(-points // batch)
+    start = time.perf_counter()
+    for _ in range(chunks):
+        for a, w, out in operands:
+            torch.mm(a, w, out=out)
+    return points / (time.perf_counter() - start)
 
 
 def time_evaluation(model, x: torch.Tensor, samples: int, compile: bool, batch: int) -> tuple[float, torch.Tensor]:
@@ -66,12 +67,14 @@ def interleaved(model, x: torch.Tensor, samples: int, batch: int, rounds: int) -
     """Eager and compiled, alternating: this VM's speed drifts, so only same-round figures compare."""
     for compile in (False, True):  # warm-up, and compiling
         time_evaluation(model, x[:batch], samples, compile, batch)
-    rates = {False: [], True: []}
+    rates = {False: [], True: [], "matmuls": []}
+    rows = model.iw_chunk_size * batch
     for _ in range(rounds):
         for compile in (False, True):
             rate, estimate = time_evaluation(model, x, samples, compile, batch)
             rates[compile].append(rate)
             rates[f"estimate_{compile}"] = estimate
+        rates["matmuls"].append(time_matmuls_only(model, rows, samples, len(x), batch))
     return rates
 
 
@@ -87,9 +90,9 @@ def measure(case: str, points: int, rounds: int, chunk: int | None) -> dict:
     x = datamodule.splits.test[:points]
     samples = spec["samples"]
     rates = interleaved(model, x, samples, batch, rounds)
-    eager, compiled = statistics.median(rates[False]), statistics.median(rates[True])
+    eager, compiled, limit = (statistics.median(rates[key]) for key in (False, True, "matmuls"))
     ll_eager, ll_compiled = rates["estimate_False"], rates["estimate_True"]
-    limit = matmul_limit(model, model.iw_chunk_size * batch, samples)
+    flops = sum(2 * k * n for k, n in decoder_shapes(model))
     result = {
         "case": case,
         "overrides": spec["overrides"],
@@ -99,18 +102,23 @@ def measure(case: str, points: int, rounds: int, chunk: int | None) -> dict:
         "rounds": rounds,
         "eager_points_per_s": eager,
         "compiled_points_per_s": compiled,
+        "limit_points_per_s": limit,
         "eager_points_per_s_by_round": rates[False],
         "compiled_points_per_s_by_round": rates[True],
+        "limit_points_per_s_by_round": rates["matmuls"],
+        "decoder_flops_per_sample": flops,
+        "matmul_gflops_at_these_shapes": limit * samples * flops / 1e9,
         "max_abs_difference_nats": (ll_eager - ll_compiled).abs().max().item(),
         "mean_log_likelihood": ll_eager.mean().item(),
-        **limit,
     }
-    result["eager_fraction_of_limit"] = eager / limit["limit_points_per_s"]
-    result["compiled_fraction_of_limit"] = compiled / limit["limit_points_per_s"]
+    # Fractions within each round (the machine's speed drifts between rounds), then the median.
+    for name, key in (("eager", False), ("compiled", True)):
+        fractions = [r / m for r, m in zip(rates[key], rates["matmuls"], strict=True)]
+        result[f"{name}_fraction_of_limit"] = statistics.median(fractions)
     print(
         f"{case}: S={samples}, chunk {model.iw_chunk_size} x batch {batch}: eager {eager:.1f}, compiled {compiled:.1f} "
-        f"points/s; matmul limit {limit['limit_points_per_s']:.1f} points/s "
-        f"({limit['matmul_gflops_at_these_shapes']:.0f} GFLOP/s) -> {result['eager_fraction_of_limit']:.2f} / "
+        f"points/s; matmul limit {limit:.1f} points/s "
+        f"({result['matmul_gflops_at_these_shapes']:.0f} GFLOP/s) -> {result['eager_fraction_of_limit']:.2f} / "
         f"{result['compiled_fraction_of_limit']:.2f} of it; estimates differ by <= "
         f"{result['max_abs_difference_nats']:.1e} nats",
         flush=True,
