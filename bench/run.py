@@ -38,6 +38,9 @@ TRAIN_VARIANTS = {
 }
 
 
+ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
+
+
 def machine_line() -> tuple[str, bool]:
     """The CPU model and what it runs natively (the bf16 variants need native bf16 to be fast)."""
     from matmul_rate import cpu_model
@@ -45,7 +48,10 @@ def machine_line() -> tuple[str, bool]:
     from vae_lab import capability
 
     native = capability.cpu_has_native_bf16()
-    return f"machine: {cpu_model()}; {capability.describe('cpu')}", native
+    # Set, these make a newer CPU behave like an older one (e.g. AVX-512 restricted to AVX2): say so.
+    restricted = [f"{k}={os.environ[k]}" for k in ISA_LIMITS if os.environ.get(k)]
+    note = f" (instruction set restricted by {' '.join(restricted)})" if restricted else ""
+    return f"machine: {cpu_model()}; {capability.describe('cpu')}{note}", native
 
 
 def suites(quick: bool, rounds: int, native_bf16: bool = True) -> dict[str, list[tuple[str, list[str]]]]:
