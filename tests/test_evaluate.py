@@ -78,6 +78,7 @@ def test_evaluate_with_more_samples_is_tighter_stored_beside_and_picked_by_the_r
         (["trainer.max_epochs=3"], "trainer.max_epochs: only evaluation settings can change"),
         (["eval.iw_samples_test=-1"], "eval.iw_samples_test=-1: must be an integer >= 0"),
         (["eval.iw_samples_test"], "expected KEY=VALUE"),
+        (["eval.compile=maybe"], "eval.compile=maybe: expected true, false or auto"),
     ],
 )
 def test_evaluate_refuses_bad_settings_in_one_line(finished_run, capsys, args, message):
