@@ -84,8 +84,9 @@ def test_manual_step_equals_a_hand_written_sgd_step(tmp_path):
     assert moved > 0  # the step did update the weights
 
 
-def test_compiled_training_loss_equals_eager_values_and_gradients(tmp_path):
-    datamodule, model = _model(tmp_path, "compile=true")
+@pytest.mark.parametrize("prior", ["gauss", "vamp"])  # the families compile=auto compiles in long runs
+def test_compiled_training_loss_equals_eager_values_and_gradients(tmp_path, prior):
+    datamodule, model = _model(tmp_path, "compile=true", f"prior={prior}")
     x = next(iter(datamodule.train_dataloader()))[0][0]  # first batch of the first group
     torch._dynamo.reset()  # forget graphs of earlier tests,
     torch.distributions.kl._KL_MEMOIZE.clear()  # and their KL-registry lookups (the warm-up's job)
