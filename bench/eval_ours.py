@@ -16,13 +16,13 @@ must give the same estimate (printed: the largest per-point difference in nats).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
+from step_rates import save_result  # sibling script (bench/ is on sys.path when run as a script)
 
 from vae_lab.config import compose_train_config
 
@@ -136,9 +136,7 @@ def main() -> None:
     args = parser.parse_args()
     results = [measure(case, args.points, args.rounds, args.chunk) for case in args.case]
     result = {"results": results, "threads": torch.get_num_threads()}
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    save_result(result, args.out, echo=False)  # its lines above are the readable summary
 
 
 if __name__ == "__main__":

@@ -18,14 +18,13 @@ parameters agree: the floor is the same computation, not a cheaper one.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from step_rates import rates  # sibling script (bench/ is on sys.path when run as a script)
+from step_rates import rates, save_result  # sibling script (bench/ is on sys.path when run as a script)
 from train_ours import linear_flops_per_example
 
 from vae_lab.config import compose_train_config
@@ -184,10 +183,7 @@ def main() -> None:
     train = load_mnist_dynamic(root=None).train
     result = {"check": check_against_vae_lab(train)} if args.check else {}
     result |= measure(train, args.steps, args.warmup_steps, compiled=not args.eager)
-    print(json.dumps(result, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    save_result(result, args.out)
 
 
 if __name__ == "__main__":

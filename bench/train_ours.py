@@ -12,14 +12,13 @@ that, minus the input gradient of the first layer), to compare with this machine
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import lightning as L
 import torch
-from step_rates import rates  # sibling script (bench/ is on sys.path when run as a script)
+from step_rates import rates, save_result  # sibling script (bench/ is on sys.path when run as a script)
 
 from vae_lab.config import compose_train_config
 from vae_lab.train import build
@@ -105,10 +104,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     result = measure(args.overrides, args.steps, args.warmup_steps)
-    print(json.dumps(result, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    save_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 ``compile`` (the training loss) and ``eval.compile`` (the decoder pass of importance-sampled
 evaluation) take ``true``, ``false`` or ``auto``. ``auto`` compiles only where it repays its
-compile time (a few seconds per graph on the CPU, once per process; see ``worth_compiling``) and
+compile time (once per process and graph; see ``worth_compiling``) and
 where a compiler exists: the CPU backend builds C++ and needs a C++ compiler, the GPU backend
 needs Triton. A compile that fails at run time warns once and the work continues eagerly, so an
 unusual decoder or machine never loses a run to the optimisation.
@@ -20,13 +20,12 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
-# Importance samples per point from which compiling the evaluation's decoder pass pays: at S = 5000
-# (the image test) it roughly halves the pass, at validation's S = 20 the pass is over before the
-# compile would be.
+# Importance samples per point from which compiling the evaluation's decoder pass pays: the test
+# decodes S = 5000 samples of every point, validation's S = 20 pass is over before a compile would be.
 MIN_EVAL_SAMPLES = 500
-# Optimiser steps from which compiling the training loss pays: a first compile takes ~10-25 s on
-# a 2-core CPU (a few seconds once torch's on-disk cache holds the graph) and saves ~1-3 ms per
-# step of the default model (bench/README.md), so it repays itself after ~10k steps.
+# Optimiser steps from which compiling the training loss pays: a first compile costs tens of
+# seconds on a small CPU (seconds once torch's on-disk cache holds the graph) against ~a sixth of
+# each step saved; the measured break-even is in the README ("Speed").
 MIN_TRAINING_STEPS = 10_000
 
 

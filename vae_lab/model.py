@@ -77,7 +77,6 @@ class VAEModule(L.LightningModule):
         # pays its compilation once, so `compile=auto` compiles only long runs (decided at the
         # first step, see _decide_compiling). (Not `self.compile`: that is nn.Module's own method.)
         check_setting("compile", compile)
-        self.compile_setting = compile
         self.compile_loss: bool | None = None if compile == AUTO else bool(compile)
         self._compiled_loss = None
         self.encoder, self.latent, self.decoder, self.likelihood = encoder, latent, decoder, likelihood

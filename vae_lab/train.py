@@ -172,7 +172,6 @@ def build(cfg: DictConfig):
     model.run_config = OmegaConf.to_container(cfg, resolve=True)  # checkpoints carry it (vae_lab.load)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    # Checkpoints are written to a temporary file and renamed: a kill never leaves a torn one.
     # trainer.log_every_n_steps counts optimiser steps; Lightning counts its batches, which are
     # groups of steps_per_call steps.
     log_every = max(1, cfg.trainer.get("log_every_n_steps", 50) // cfg.steps_per_call)
@@ -180,7 +179,7 @@ def build(cfg: DictConfig):
         cfg.trainer,
         logger=loggers or False,
         callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO()],  # checkpoints written to a temporary file, then renamed
         log_every_n_steps=log_every,
     )
     return datamodule, model, loggers, trainer
