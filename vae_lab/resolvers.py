@@ -1,4 +1,4 @@
-"""Config resolvers that read the running Hydra job: W&B groups and tags for sweeps."""
+"""Config resolvers: W&B groups and tags from the running Hydra job, storage paths, derived widths."""
 
 from __future__ import annotations
 
@@ -39,3 +39,12 @@ def sqlite_url(path: str) -> str:
 
 
 OmegaConf.register_new_resolver("vae_lab.sqlite", sqlite_url, replace=True)
+
+
+def decoder_features(hidden: int, latent: int, skip_z: bool) -> int:
+    """The width of the decoder features a likelihood head reads: ``hidden``, plus the latent
+    code where the decoder passes z through (``decoder.skip_z``, the skip-VAE)."""
+    return int(hidden) + int(latent) * bool(skip_z)
+
+
+OmegaConf.register_new_resolver("vae_lab.decoder_features", decoder_features, replace=True)

@@ -14,6 +14,10 @@ these instead of testing types:
 - ``can_sample_prior``: ``p.sample`` works (prior samples in media);
 - ``needs_pseudo_inputs``: the prior is built from learned points of the data space (VampPrior),
   so the data must name how to initialise them (``data.pseudo_inputs``).
+
+:meth:`log_density_factors` gives a density in its independent factors: one per latent
+dimension where posterior and prior factorise (Gaussian), else one joint factor (sphere,
+VampPrior). The density-gap objective and the hole metrics are written once against it.
 """
 
 from __future__ import annotations
@@ -67,6 +71,16 @@ class LatentFamily(nn.Module):
         """One reparameterised sample z (B, L) and what :meth:`gradient_correction` needs from
         it (None for families sampled without rejection)."""
         return q.rsample(), None
+
+    def rsample_many(self, q: Distribution, n: int) -> torch.Tensor:
+        """``n`` reparameterised samples per posterior, (n, B, L) (the density-gap term)."""
+        return q.rsample((n,))
+
+    def log_density_factors(self, dist: Distribution, z: torch.Tensor) -> torch.Tensor:
+        """log density of ``z`` under ``dist`` (a posterior or the prior) per independent factor,
+        shape ``broadcast(z.shape[:-1], batch_shape) + (F,)``: F = L where the family has
+        per-dimension marginals (``has_kl_per_dimension``), else F = 1, the joint density."""
+        return dist.log_prob(z).unsqueeze(-1)
 
     def kl(self, q: Distribution, p: Distribution, z: torch.Tensor) -> torch.Tensor:
         """KL(q‖p) per example (B,): closed form when registered, else the one-sample estimate at z."""

@@ -21,9 +21,12 @@ class GaussianLatent(LatentFamily):
         self.register_buffer("zero", torch.zeros(latent_dim), persistent=False)
 
     def posterior(self, h: torch.Tensor) -> Distribution:
-        mean, logvar = self.head(h).chunk(2, dim=-1)
-        logvar = logvar.clamp(*self.logvar_range)
-        return Independent(Normal(mean, torch.exp(0.5 * logvar), validate_args=False), 1)
+        mean, std = self.mean_and_std(*self.head(h).chunk(2, dim=-1))
+        return Independent(Normal(mean, std, validate_args=False), 1)
+
+    def mean_and_std(self, mean: torch.Tensor, logvar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head's raw outputs -> the posterior's μ and σ (BN-VAE and δ-VAE change this map)."""
+        return mean, torch.exp(0.5 * logvar.clamp(*self.logvar_range))
 
     def prior(self, posterior_fn: PosteriorFn | None = None) -> Distribution:
         return Independent(Normal(self.zero, torch.ones_like(self.zero), validate_args=False), 1)
@@ -31,3 +34,7 @@ class GaussianLatent(LatentFamily):
     def kl_per_dimension(self, q: Distribution, p: Distribution) -> torch.Tensor:
         """KL(N(μ_d, σ_d²) ‖ p_d) in closed form, (B, L); sums to ``kl`` over dimensions."""
         return kl_divergence(q.base_dist, p.base_dist)
+
+    def log_density_factors(self, dist: Distribution, z: torch.Tensor) -> torch.Tensor:
+        """Per-dimension log densities (…, L): posterior and prior are products over dimensions."""
+        return dist.base_dist.log_prob(z)

@@ -33,6 +33,7 @@ class VampPriorLatent(GaussianLatent):
     has_kl_per_dimension = False
     needs_pseudo_inputs = True
     kl_per_dimension = LatentFamily.kl_per_dimension
+    log_density_factors = LatentFamily.log_density_factors  # one joint factor
 
     def __init__(
         self,

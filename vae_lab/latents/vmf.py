@@ -67,6 +67,10 @@ class SphericalLatent(LatentFamily):
         with _full_precision(q.loc):
             return self.draw(q)
 
+    def rsample_many(self, q: Distribution, n: int) -> torch.Tensor:
+        with _full_precision(q.loc):
+            return q.rsample((n,))
+
     def draw(self, q: Distribution) -> tuple[torch.Tensor, torch.Tensor | None]:
         """z and what the gradient correction needs (see LatentFamily.rsample), in fp32."""
         return q.rsample(), None

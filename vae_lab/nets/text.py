@@ -78,11 +78,18 @@ class LatentConditionedLSTM:
         if net.feed_z:  # z concatenated to every input (Xu & Durrett's input_z, He et al.)
             emb = torch.cat([emb, self.z[rows, None, :].expand(-1, inputs.shape[1], -1)], dim=-1)
         out, state = net.lstm(emb, state)
-        return net.dropout(out), state
+        out = net.dropout(out)
+        if net.skip_z:  # skip-VAE: z also enters the output projection
+            out = torch.cat([out, self.z[rows, None, :].expand(-1, out.shape[1], -1)], dim=-1)
+        return out, state
 
 
 class LSTMDecoder(nn.Module):
-    """z → initial (h, c) (Xu & Durrett: linear maps of z); LSTM over [embedding; z] per step."""
+    """z → initial (h, c) (Xu & Durrett: linear maps of z); LSTM over [embedding; z] per step.
+
+    ``skip_z`` (skip-VAE, Dieng et al. 2019, as the density-gap paper's baseline): the features
+    handed to the softmax head are [LSTM output; z], so the head takes ``hidden + latent_dim``.
+    """
 
     def __init__(
         self,
@@ -92,14 +99,16 @@ class LSTMDecoder(nn.Module):
         hidden: int = 400,
         dropout: float = 0.5,
         feed_z: bool = True,
+        skip_z: bool = False,
     ):
         super().__init__()
         self.embed = nn.Embedding(vocab_size + NUM_INPUT_ONLY, embedding, padding_idx=PAD)
         self.z_to_state = nn.Linear(latent_dim, 2 * hidden)
         self.lstm = nn.LSTM(embedding + latent_dim * feed_z, hidden, batch_first=True)
         self.dropout = nn.Dropout(dropout)
-        self.feed_z = feed_z
+        self.feed_z, self.skip_z = feed_z, skip_z
         self.hidden = hidden
+        self.out_features = hidden + latent_dim * skip_z
 
     def forward(self, z: torch.Tensor) -> LatentConditionedLSTM:
         return LatentConditionedLSTM(self, z.reshape(-1, z.shape[-1]), z.shape[:-1])

@@ -1,6 +1,7 @@
 """Objectives: what the training step minimises, given the batch's terms (one file each)."""
 
 from vae_lab.objectives.base import Objective, ObjectiveOutput, Terms
+from vae_lab.objectives.density_gap import DensityGapELBO
 from vae_lab.objectives.elbo import ELBO, FreeBitsELBO
 
-__all__ = ["ELBO", "FreeBitsELBO", "Objective", "ObjectiveOutput", "Terms"]
+__all__ = ["DensityGapELBO", "ELBO", "FreeBitsELBO", "Objective", "ObjectiveOutput", "Terms"]
