@@ -25,7 +25,8 @@ from vae_lab.data.text import (
 from vae_lab.latents.gaussian import GaussianLatent
 from vae_lab.likelihoods.text import BagOfWordsLikelihood, TokenSequenceLikelihood
 from vae_lab.metrics.likelihood import importance_sampled_log_likelihood
-from vae_lab.metrics.text import MutualInformation, Perplexity
+from vae_lab.metrics.latent import MutualInformation
+from vae_lab.metrics.text import Perplexity
 from vae_lab.model import VAEModule
 from vae_lab.nets.text import LSTMDecoder, LSTMEncoder
 from vae_lab.objectives import ELBO
@@ -150,8 +151,12 @@ def test_nll_is_nonnegative_and_the_importance_bound_is_above_the_elbo():
 
 
 def features_model(posterior_family=lambda h: Independent(Normal(h, torch.ones_like(h)), 1)):
-    """Model stand-in whose encoder passes features through: q(z|x) = N(x, I)."""
-    return SimpleNamespace(encoder=torch.nn.Identity(), latent=SimpleNamespace(posterior=posterior_family))
+    """Model stand-in whose encoder passes features through: q(z|x) = N(x, I), with the Gaussian
+    family's pairwise densities (one matmul)."""
+    latent = SimpleNamespace(
+        posterior=posterior_family, pairwise_log_density=lambda q, z: GaussianLatent.pairwise_log_density(None, q, z)
+    )
+    return SimpleNamespace(encoder=torch.nn.Identity(), latent=latent)
 
 
 def test_mutual_information_is_zero_for_a_posterior_independent_of_x():

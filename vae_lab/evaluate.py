@@ -28,7 +28,8 @@ from vae_lab.run_folder import EVAL_KEYS, RunFolder
 from vae_lab.train import ConfigError, one_line, print_metrics, validate_eval
 
 # Besides the eval.* settings keyed in metrics.json, what may differ without changing what is measured.
-SETTABLE = ("eval.compile", "data.root", "threads")  # eval.compile: speed only (same estimate to 1e-4)
+# eval.compile: speed only (same estimate to 1e-4); eval.hole_samples: the hole metrics' own precision.
+SETTABLE = ("eval.compile", "eval.hole_samples", "data.root", "threads")
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, object]:
@@ -67,6 +68,7 @@ def evaluate(folder: Path, overrides: list[str], which: str = "best") -> tuple[s
         evaluation.iw_chunk_size,
         cfg.seed,
         evaluation.get("compile", AUTO),  # checkpoints older than eval.compile
+        evaluation.get("hole_samples", 0),  # checkpoints older than the hole metrics: none unless asked
     )
     datamodule = instantiate(cfg.data.module, steps_per_call=1)
     trainer = L.Trainer(

@@ -28,7 +28,8 @@ from vae_lab.compiling import (
 )
 from vae_lab.latents.base import LatentFamily
 from vae_lab.likelihoods.base import Likelihood
-from vae_lab.metrics.latent import ActiveUnits
+from vae_lab.metrics.holes import PER_DIMENSION, LatentHoles
+from vae_lab.metrics.latent import ActiveUnits, MutualInformation
 from vae_lab.metrics.likelihood import bits_per_dim, importance_sampled_log_likelihood
 from vae_lab.objectives.base import Objective, Terms
 from vae_lab.restore import CONFIG_KEY
@@ -61,6 +62,7 @@ class VAEModule(L.LightningModule):
         iw_chunk_size: int = 500,
         eval_seed: int = 0,
         eval_compile: bool | str = AUTO,
+        hole_samples: int = 128_000,
         extra_metrics: Callable[[], dict[str, Metric]] | None = None,
         gradient_clip_val: float | None = None,
         compile: bool | str = False,
@@ -83,33 +85,52 @@ class VAEModule(L.LightningModule):
         self.objective = objective
         self.optimizer_factory = optimizer
         self.data_dim = data_dim
-        self.set_evaluation(iw_samples_val, iw_samples_test, iw_chunk_size, eval_seed, eval_compile)
+        self.set_evaluation(iw_samples_val, iw_samples_test, iw_chunk_size, eval_seed, eval_compile, hole_samples)
         self.total_steps: int | None = None  # the run's optimiser steps, for step-based β schedules
         self.run_config: dict | None = None  # the composed config, saved in checkpoints (vae_lab.train sets it)
         names = ["neg_elbo", "recon", "kl", "nll"] + (["bpd"] if likelihood.reports_bits_per_dim else [])
-        # Data-specific dataset-level metrics (text: perplexities, mutual information), fresh per
-        # stage; each is updated by keyword with the batch's quantities and ignores the rest.
-        self.extra_metric_names = list(extra_metrics()) if extra_metrics else []
+
+        # Dataset-level metrics, fresh per stage: I(x; z) wherever the posterior has a density,
+        # plus the data's own (text: perplexities); each is updated by keyword with the batch's
+        # quantities and ignores the rest.
+        def dataset_metrics() -> dict[str, Metric]:
+            return ({"mi": MutualInformation()} if latent.has_density else {}) | (
+                extra_metrics() if extra_metrics else {}
+            )
+
+        self.extra_metric_names = list(dataset_metrics())
         self.eval_metrics = nn.ModuleDict(
             {
                 stage: nn.ModuleDict(
                     {name: MeanMetric() for name in names}
                     | {"active_units": ActiveUnits(latent.latent_dim)}
-                    | (extra_metrics() if extra_metrics else {})
+                    | dataset_metrics()
                 )
                 for stage in EVAL_STAGES
             }
         )
+        self.latent_statistics: dict | None = None  # the test set's hole metrics, for figures and the run folder
 
         # Per-example test log-likelihoods (gathered over processes) for the histogram figure.
         self.test_log_likelihoods = CatMetric()
 
     def set_evaluation(
-        self, iw_samples_val: int, iw_samples_test: int, iw_chunk_size: int, eval_seed: int, compile: bool | str = AUTO
+        self,
+        iw_samples_val: int,
+        iw_samples_test: int,
+        iw_chunk_size: int,
+        eval_seed: int,
+        compile: bool | str = AUTO,
+        hole_samples: int = 128_000,
     ) -> None:
-        """Evaluation settings (importance samples, chunking, seed, compiling the decoder pass);
-        ``vae_lab.evaluate`` changes them."""
+        """Evaluation settings (importance samples, chunking, seed, compiling the decoder pass,
+        prior samples of the hole metrics); ``vae_lab.evaluate`` changes them."""
         check_setting("eval.compile", compile)
+        # The hole metrics need the posteriors' density and prior samples; test stage only.
+        measurable = self.latent.has_density and self.latent.can_sample_prior
+        self.latent_holes = (
+            LatentHoles(hole_samples, seed=eval_seed, compile=compile) if hole_samples > 0 and measurable else None
+        )
         self.iw_samples = {"val": iw_samples_val, "test": iw_samples_test}
         self.iw_chunk_size = iw_chunk_size
         self.eval_seed = eval_seed
@@ -273,6 +294,22 @@ class VAEModule(L.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self.test_log_likelihoods.reset()
+        if self.latent_holes is not None:
+            self.latent_holes.reset()
+        self.latent_statistics = None
+
+    def on_test_epoch_end(self) -> None:
+        """The hole metrics over the whole test set (every process computes the same values)."""
+        holes = self.latent_holes
+        if holes is None or holes.update_count == 0:
+            return
+        values = dict(holes.compute())
+        self.latent_statistics = {name: values.pop(name, None) for name in (*PER_DIMENSION, "posterior_means")}
+        self.latent_statistics |= {"not_applicable": holes.not_applicable, "prior_samples": holes.prior_samples}
+        if holes.not_applicable:
+            log.info("CU (dimensions without holes): not applicable, %s", holes.not_applicable)
+        for name, value in values.items():
+            self.log(f"test/{name}", value)
 
     def test_step(self, batch, batch_idx):
         self._evaluate(batch, "test")
@@ -304,6 +341,8 @@ class VAEModule(L.LightningModule):
                     metrics["bpd"].update(bits_per_dim(nll, self.data_dim))
             for name in self.extra_metric_names:
                 metrics[name].update(model=self, x=x, neg_elbo=kl - log_px, nll=nll)
+            if stage == "test" and self.latent_holes is not None:
+                self.latent_holes.update(model=self, x=x)
         for name, metric in metrics.items():
             if (name in ("nll", "bpd") or getattr(metric, "requires_nll", False)) and num_samples == 0:
                 continue

@@ -36,6 +36,7 @@ OVERRIDES_FILE = ".hydra/overrides.yaml"
 CHECKPOINT_DIR = "checkpoints"
 MEDIA_DIR = "media"
 LOG_LIKELIHOODS_FILE = "test_log_likelihoods.npy"
+LATENT_SPACE_FILE = "latent_space.json"  # the test set's per-dimension hole statistics
 # The evaluation settings that identify an evaluation (what `vae_lab.evaluate` may change).
 EVAL_KEYS = ("iw_samples_test", "iw_samples_val", "iw_chunk_size")
 
@@ -249,6 +250,19 @@ class RunFolder:
     def log_likelihoods(self) -> np.ndarray | None:
         file = self.log_likelihoods_file
         return np.load(file, allow_pickle=False) if file.exists() else None
+
+    @property
+    def latent_space_file(self) -> Path:
+        return self.path / LATENT_SPACE_FILE
+
+    def save_latent_space(self, statistics: dict) -> Path:
+        """Per-dimension KLs of the aggregate posterior, CU thresholds, or why they do not apply."""
+        write_json_atomically(self.latent_space_file, statistics)
+        return self.latent_space_file
+
+    def latent_space(self) -> dict | None:
+        file = self.latent_space_file
+        return json.loads(file.read_text()) if file.exists() else None
 
 
 def job_folders(roots: list[Path]) -> list[RunFolder]:

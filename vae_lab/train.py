@@ -93,6 +93,10 @@ def validate_eval(eval_cfg: DictConfig) -> None:
         value = eval_cfg[key]
         if not _int_at_least(value, 0):
             raise ConfigError(f"eval.{key}={value}: must be an integer >= 0 (0 skips the importance-sampled NLL)")
+    if not _int_at_least(eval_cfg.get("hole_samples", 0), 0):
+        raise ConfigError(
+            f"eval.hole_samples={eval_cfg.hole_samples}: must be an integer >= 0 (0 skips the hole metrics)"
+        )
     if not _int_at_least(eval_cfg.iw_chunk_size, 1):
         raise ConfigError(f"eval.iw_chunk_size={eval_cfg.iw_chunk_size}: must be a positive integer")
     _check_compile_setting("eval.compile", eval_cfg.get("compile", AUTO))

@@ -14,19 +14,8 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from vae_lab.callbacks.media import interpolate
 from vae_lab.rng import seeded_stream
-
-
-def interpolate(z_a: torch.Tensor, z_b: torch.Tensor, steps: int) -> torch.Tensor:
-    """(steps, L) codes from z_a to z_b: linear in direction, with the norm interpolated linearly.
-
-    For hyperspherical latents (unit norms) this stays on the sphere; for Gaussian latents it
-    avoids the low-norm middle of a straight line, where prior mass is thin in high dimension.
-    """
-    t = torch.linspace(0, 1, steps, device=z_a.device).unsqueeze(-1)
-    line = (1 - t) * z_a + t * z_b
-    norm = (1 - t) * z_a.norm() + t * z_b.norm()
-    return line / line.norm(dim=-1, keepdim=True).clamp_min(1e-12) * norm
 
 
 class TextMediaLogger(L.Callback):

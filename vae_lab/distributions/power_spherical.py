@@ -54,8 +54,7 @@ class PowerSpherical(SphericalDistribution):
         # E[μ·z] = 2 E[t] − 1 = (α − β)/(α + β) = κ / (κ + m − 1)
         return (self.scale / (self.scale + self.dim - 1)).unsqueeze(-1) * self.loc
 
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        cosine = self._cosine(value)
+    def _log_prob_of_cosine(self, cosine: torch.Tensor) -> torch.Tensor:
         # (1 + μ·z) can round to 0 at the antipode; the floor keeps log_prob finite there.
         log_one_plus_cosine = torch.log((1 + cosine).clamp_min(torch.finfo(cosine.dtype).tiny))
         return self.scale * log_one_plus_cosine - self._log_normalizer

@@ -105,6 +105,17 @@ class SphericalDistribution(Distribution):
         new._validate_args = self._validate_args
         return new
 
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return self._log_prob_of_cosine(self._cosine(value))
+
+    def pairwise_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log q_k(z_n) for every point and every batch element: z (n, m) -> (n, K), one matmul
+        (the density depends on z only through μ·z)."""
+        return self._log_prob_of_cosine(z @ self.loc.reshape(-1, self.dim).T)
+
+    def _log_prob_of_cosine(self, cosine: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def _cosine(self, value: torch.Tensor) -> torch.Tensor:
         """μ·z for points z on the sphere (validated when ``validate_args``), shape sample + batch."""
         if self._validate_args:

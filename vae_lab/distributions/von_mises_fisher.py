@@ -144,8 +144,8 @@ class VonMisesFisher(SphericalDistribution):
     def mean(self) -> torch.Tensor:
         return self.mean_resultant_length.unsqueeze(-1) * self.loc
 
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return self.scale * self._cosine(value) - self._log_rho - log_sphere_surface_area(self.dim)
+    def _log_prob_of_cosine(self, cosine: torch.Tensor) -> torch.Tensor:
+        return self.scale * cosine - self._log_rho - log_sphere_surface_area(self.dim)
 
     def entropy(self) -> torch.Tensor:
         return log_sphere_surface_area(self.dim) + self._log_rho - self.scale * self.mean_resultant_length

@@ -82,6 +82,12 @@ class LatentFamily(nn.Module):
         per-dimension marginals (``has_kl_per_dimension``), else F = 1, the joint density."""
         return dist.log_prob(z).unsqueeze(-1)
 
+    def pairwise_log_density(self, q: Distribution, z: torch.Tensor) -> torch.Tensor:
+        """Joint log q(z_n | x_k) for every sample and every posterior of ``q`` (batch (K,)):
+        z (n, L) -> (n, K). Families whose density is a function of a linear map of z override
+        it with a matmul (mutual information, hole metrics)."""
+        return q.log_prob(z.unsqueeze(-2))
+
     def kl(self, q: Distribution, p: Distribution, z: torch.Tensor) -> torch.Tensor:
         """KL(q‖p) per example (B,): closed form when registered, else the one-sample estimate at z."""
         try:
@@ -110,5 +116,5 @@ class LatentFamily(nn.Module):
         """Data-dependent initialisation at fit start (VampPrior ``init=data``); nothing by default."""
 
     def posterior_mean(self, q: Distribution) -> torch.Tensor:
-        """Summary used for active units (posterior-mean variance over the data)."""
+        """Summary used for active units (its variance over the data, per dimension)."""
         return q.mean

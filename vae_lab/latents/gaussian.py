@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.distributions import Distribution, Independent, Normal, kl_divergence
 
+from vae_lab.distributions.gaussian_mixture import DiagonalGaussianMixture
 from vae_lab.latents.base import LatentFamily, PosteriorFn
 
 
@@ -34,6 +35,10 @@ class GaussianLatent(LatentFamily):
     def kl_per_dimension(self, q: Distribution, p: Distribution) -> torch.Tensor:
         """KL(N(μ_d, σ_d²) ‖ p_d) in closed form, (B, L); sums to ``kl`` over dimensions."""
         return kl_divergence(q.base_dist, p.base_dist)
+
+    def pairwise_log_density(self, q: Distribution, z: torch.Tensor) -> torch.Tensor:
+        """All (n, K) joint densities as one matmul (see ``DiagonalGaussianMixture``)."""
+        return DiagonalGaussianMixture(q.base_dist.loc, q.base_dist.scale).component_log_prob(z)
 
     def log_density_factors(self, dist: Distribution, z: torch.Tensor) -> torch.Tensor:
         """Per-dimension log densities (…, L): posterior and prior are products over dimensions."""

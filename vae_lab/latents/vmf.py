@@ -79,6 +79,13 @@ class SphericalLatent(LatentFamily):
         with _full_precision(z):
             return super().kl(q, p, z)
 
+    def pairwise_log_density(self, q: Distribution, z: torch.Tensor) -> torch.Tensor:
+        return q.pairwise_log_prob(z)
+
+    def posterior_mean(self, q: Distribution) -> torch.Tensor:
+        """The mean direction μ: active units of a sphere count the directions that vary."""
+        return q.loc
+
     def prior(self, posterior_fn: PosteriorFn | None = None) -> Distribution:
         weight = self.loc_head.weight
         return HypersphericalUniform(self.latent_dim, device=weight.device, dtype=weight.dtype)

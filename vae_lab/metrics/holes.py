@@ -1,0 +1,151 @@
+"""Holes in the aggregate posterior (the density-gap paper's metrics), DDP-safe as a torchmetrics Metric.
+
+Over the whole evaluation set's posteriors q(z|x_k), k = 1..N, the aggregate posterior is
+q_agg(z) = (1/N) Σ_k q(z|x_k). A "hole" is a region the prior covers and q_agg does not: a
+decoder never trained there decodes prior samples badly. With S prior samples (a seeded stream, so
+every run and every process draws the same ones) this estimates
+
+- ``kl_prior_to_aggregate``: joint KL(p ‖ q_agg) = E_p[log p(z) − log q_agg(z)], the holes;
+- ``kl_aggregate_to_prior``: joint KL(q_agg ‖ p), the direction the density-gap term trains
+  (samples from q_agg: ⌈S/N⌉ from each posterior);
+- where the family has per-dimension marginals (Gaussian posteriors and prior): KL(p_d ‖ q_agg,d)
+  per dimension and ``cu_<thr>``, the number of dimensions with KL(p_d ‖ q_agg,d) < thr — the
+  dimensions without holes; and, for the figure, KL(q_agg,d ‖ p_d) per dimension from the first
+  ``AGGREGATE_DIMENSION_SAMPLES`` of the q_agg samples. Elsewhere (sphere, VampPrior) these are
+  not applicable, and :attr:`LatentHoles.not_applicable` says why.
+
+``compute`` also returns the posterior means (``posterior_means``, (N, L), gathered over
+processes) for the latent-space figure.
+
+The encoder features of the whole set are gathered (``cat`` state) and the posteriors rebuilt at
+the end, so multi-process evaluation gives the single-process result. The per-dimension work is
+S × N × L log-densities; it runs in chunks of prior samples, compiled where a compiler exists
+(one fused kernel instead of a pass over memory per elementwise op).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torchmetrics import Metric
+
+from vae_lab.compiling import AUTO, CompiledOrEager, check_setting, worth_compiling
+from vae_lab.distributions.gaussian_mixture import DiagonalGaussianMixture
+from vae_lab.rng import seeded_stream
+
+CU_THRESHOLDS = (0.01, 0.03, 0.05, 0.1)
+AGGREGATE_DIMENSION_SAMPLES = 32_000
+PER_DIMENSION = ("kl_prior_to_aggregate_per_dim", "kl_aggregate_to_prior_per_dim")  # vectors, not scalars
+
+
+def cu_name(threshold: float) -> str:
+    return f"cu_{threshold:g}"
+
+
+class LatentHoles(Metric):
+    full_state_update = False
+
+    def __init__(
+        self,
+        prior_samples: int = 128_000,
+        chunk_size: int = 128,
+        seed: int = 0,
+        thresholds: tuple[float, ...] = CU_THRESHOLDS,
+        compile: bool | str = AUTO,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if prior_samples < 1 or chunk_size < 1:
+            raise ValueError(
+                f"hole metrics need prior_samples >= 1 and chunk_size >= 1, got {prior_samples}, {chunk_size}"
+            )
+        check_setting("eval.compile", compile)
+        self.prior_samples, self.chunk_size, self.seed, self.thresholds = prior_samples, chunk_size, seed, thresholds
+        self.compile = compile
+        self.latent = None  # bound at the first update: the model's latent family and prior
+        self.prior_fn = None
+        self.add_state("features", [], dist_reduce_fx="cat")
+
+    def update(self, model, x: torch.Tensor, **_) -> None:
+        # Plain references, not submodules: the metric must not own (or save) the model's parts.
+        self.__dict__["latent"], self.prior_fn = model.latent, model.prior
+        self.features.append(model.encoder(x).detach())
+
+    @property
+    def not_applicable(self) -> str | None:
+        """Why there are no per-dimension statistics (CU), or None where there are."""
+        if self.latent is None or self.latent.has_kl_per_dimension:
+            return None
+        return f"{self.latent.name} has no per-dimension marginals of posterior and prior"
+
+    @torch.no_grad()
+    def compute(self) -> dict[str, torch.Tensor]:
+        features = self.features if isinstance(self.features, torch.Tensor) else torch.cat(self.features)
+        latent, q = self.latent, self.latent.posterior(features.float())
+        prior = self.prior_fn()
+        with seeded_stream(self.seed, features.device):
+            z_prior = prior.sample((self.prior_samples,))
+            per_posterior = math.ceil(self.prior_samples / features.shape[0])
+            z_aggregate = q.sample((per_posterior,)).reshape(-1, z_prior.shape[-1])
+        out = {}
+        if latent.has_kl_per_dimension:
+            kl_dims = (latent.log_density_factors(prior, z_prior) - self._per_dimension_log_aggregate(q, z_prior)).mean(
+                0
+            )
+            out["kl_prior_to_aggregate_per_dim"] = kl_dims
+            out |= {cu_name(t): (kl_dims < t).sum().float() for t in self.thresholds}
+            z = z_aggregate[:AGGREGATE_DIMENSION_SAMPLES]
+            log_q = self._per_dimension_log_aggregate(q, z)
+            out["kl_aggregate_to_prior_per_dim"] = (log_q - latent.log_density_factors(prior, z)).mean(0)
+        log_p = prior.log_prob(z_prior).double()
+        out["kl_prior_to_aggregate"] = (log_p - self._joint_log_aggregate(q, z_prior)).mean().float()
+        log_q = self._joint_log_aggregate(q, z_aggregate)
+        out["kl_aggregate_to_prior"] = (log_q - prior.log_prob(z_aggregate).double()).mean().float()
+        out["posterior_means"] = latent.posterior_mean(q)
+        return out
+
+    def _joint_log_aggregate(self, q, z: torch.Tensor) -> torch.Tensor:
+        """log q_agg(z) (n,), in float64, from all n × N pairwise (matmul) densities, in chunks."""
+        n = q.batch_shape[0]
+        if self.latent.has_kl_per_dimension:  # Gaussian: the expanded square, in float64 against cancellation
+            mixture = DiagonalGaussianMixture(q.base_dist.loc.double(), q.base_dist.scale.double())
+            pairwise = lambda chunk: mixture.component_log_prob(chunk.double())  # noqa: E731
+        else:
+            pairwise = lambda chunk: self.latent.pairwise_log_density(q, chunk).double()  # noqa: E731
+        step = max(1, (1 << 23) // n)
+        return torch.cat([torch.logsumexp(pairwise(chunk), dim=1) for chunk in z.split(step)]) - math.log(n)
+
+    def _per_dimension_log_aggregate(self, q, z: torch.Tensor) -> torch.Tensor:
+        """log q_agg,d(z_d) (n, L): the 1-D mixtures of N Gaussians, one per dimension."""
+        # The families with per-dimension marginals are the diagonal Gaussians (GaussianLatent and
+        # its BN/δ variants). log N(z; μ, σ) = c − ½ (a z + b)² with a = 1/σ, b = −μ/σ.
+        loc, scale = q.base_dist.loc, q.base_dist.scale  # (N, L)
+        a, b = scale.reciprocal(), -loc / scale
+        c = -scale.log() - 0.5 * math.log(2 * math.pi) - math.log(loc.shape[0])
+        kernel = _per_dimension_kernel
+        if worth_compiling(self.compile, z.device.type, long_enough=len(z) >= 50 * self.chunk_size):
+            kernel = _compiled_kernel()
+        # Full chunks through the kernel; a short tail eagerly (no recompile for its shape).
+        return torch.cat(
+            [
+                (kernel if len(chunk) == self.chunk_size else _per_dimension_kernel)(chunk, a, b, c)
+                for chunk in z.split(self.chunk_size)
+            ]
+        )
+
+
+def _per_dimension_kernel(z: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """log Σ_k exp(c_kd − ½ (a_kd z_d + b_kd)²) for samples z (n, L) and components (N, L) -> (n, L)."""
+    standardised = z.unsqueeze(1) * a + b  # (n, N, L)
+    return torch.logsumexp(c - 0.5 * standardised.square(), dim=1)
+
+
+_COMPILED = None
+
+
+def _compiled_kernel() -> CompiledOrEager:
+    global _COMPILED
+    if _COMPILED is None:
+        _COMPILED = CompiledOrEager(_per_dimension_kernel, "the hole metrics' density kernel", dynamic=False)
+    return _COMPILED
