@@ -76,6 +76,7 @@ def suites(quick: bool, rounds: int, native_bf16: bool = True) -> dict[str, list
         ],
         "vmf": [("vmf_sampling", [PEER, "vmf_sampling.py"])],
         "text": [("text_lstm", [OURS, "text_lstm.py"])],
+        "dg": [("density_gap", [OURS, "density_gap.py", *(["--prior-samples", "12800"] if quick else [])])],
     }
 
 
@@ -238,12 +239,28 @@ def summary(results: dict[str, dict | None]) -> list[str]:
         lines.append(
             f"PTB LSTM VAE tokens/s {vae:,.0f} vs bare LSTM LM {bare:,.0f}: {ratio(vae, bare)} (target >= 0.8x)"
         )
+    lines += _density_gap_lines(results.get("density_gap"))
     return lines
+
+
+def _density_gap_lines(dg: dict | None) -> list[str]:
+    if not dg:
+        return []
+    rates, holes = dg["training_tokens_per_s"], dg["holes"]
+    return [
+        f"PTB dg_ptb step tokens/s: density gap {rates['density_gap']:,.0f} vs ELBO {rates['elbo']:,.0f}: "
+        f"{ratio(rates['density_gap'], rates['elbo'])} (target >= 0.85x)",
+        f"hole metrics, {holes['posteriors']} PTB test posteriors x {holes['prior_samples']:,} prior samples: "
+        f"{holes['ours_s']:.1f} s vs the paper's loop {holes['paper_loop_s']:.1f} s = {holes['speedup']:.1f}x "
+        f"(target >= 10x); joint KL(p||q_agg) {holes['ours_joint_kl']:.4f} vs {holes['paper_loop_joint_kl']:.4f} "
+        f"(rel. diff {holes['joint_relative_difference']:.1e}), per-dimension max rel. diff "
+        f"{holes['per_dim_max_relative_difference']:.1e}",
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="*", choices=["train", "eval", "vamp", "vmf", "text"])
+    parser.add_argument("--only", nargs="*", choices=["train", "eval", "vamp", "vmf", "text", "dg"])
     parser.add_argument("--quick", action="store_true", help="fewer timed steps")
     parser.add_argument("--summary-only", action="store_true", help="re-print the summary of bench/out/*.json")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds of the training comparison")

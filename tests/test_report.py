@@ -298,3 +298,69 @@ def test_text_jobs_get_the_text_metrics_table(tmp_path):
     assert "| ptb | Gaussian | 0 | 2 ep / 40 steps | 120.50 | 110.25 | 90.00 | 3.50 | 1.25 | 7.00 | 98 |" in markdown
     assert "| ptb | VonMisesFisher κ=80 | 0 | failed | – | – | – | – | – | – | 98 |" in markdown
     assert (sweep / "report_text.csv").exists() and not (sweep / "report.csv").exists()
+
+
+def make_dg_job(folder: Path, num: int, objective: str, prior: str, seed=0, metrics=None, failed=False, **settings):
+    """A job of experiment=dg_ptb as the report reads it (``report: density_gap`` routes it)."""
+    job = folder / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    targets = {
+        "elbo": "vae_lab.objectives.elbo.ELBO",
+        "free_bits": "vae_lab.objectives.elbo.FreeBitsELBO",
+        "density_gap": "vae_lab.objectives.density_gap.DensityGapELBO",
+    }
+    objective_cfg = {"_target_": targets[objective], "beta": settings.pop("beta", 1.0), "schedule": "linear"}
+    objective_cfg |= {"aggregate": 32} if objective == "density_gap" else {}
+    objective_cfg |= {"target": 4.0, "mode": "example"} if objective == "free_bits" else {}
+    prior_cfg = {"_target_": "vae_lab.latents.gaussian.GaussianLatent"} | settings.pop("prior_cfg", {})
+    config = {
+        "latent": 32,
+        "seed": seed,
+        "report": "density_gap",
+        "data": {"name": "ptb", "metrics": {"_target_": "vae_lab.metrics.text.text_metrics"}},
+        "prior": prior_cfg,
+        "objective": objective_cfg,
+        "decoder": {"skip_z": settings.pop("skip_z", False)},
+    }
+    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"objective={objective}", f"prior={prior}"]))
+    if metrics is not None:
+        (job / "metrics.json").write_text(json.dumps({"metrics": metrics, "epochs": 2, "steps": 40}))
+        if prior == "vmf":
+            (job / "latent_space.json").write_text(json.dumps({"not_applicable": "no per-dimension marginals"}))
+    if failed:
+        (job / "failure.json").write_text(json.dumps({"error": "RuntimeError: boom"}))
+
+
+def _dg_metrics(nll, kl, cu=None):
+    m = {"test/nll": nll, "test/neg_elbo": nll + 2, "test/recon": nll + 2 - kl, "test/kl": kl, "test/mi": kl / 2}
+    m |= {"test/active_units": 32.0, "test/kl_prior_to_aggregate": 0.5}
+    return m | ({"test/cu_0.03": cu} if cu is not None else {})
+
+
+def test_density_gap_jobs_get_the_papers_table_with_model_names_seeds_and_failures(tmp_path):
+    sweep = tmp_path / "dg"
+    make_dg_job(sweep, 0, "elbo", "gauss", seed=0, metrics=_dg_metrics(100.0, 1.0, cu=32.0))
+    make_dg_job(sweep, 1, "elbo", "gauss", seed=1, metrics=_dg_metrics(102.0, 3.0, cu=30.0))
+    make_dg_job(sweep, 2, "density_gap", "gauss", metrics=_dg_metrics(105.0, 10.0, cu=32.0))
+    make_dg_job(sweep, 3, "free_bits", "gauss", failed=True)
+    bn = {"_target_": "vae_lab.latents.batchnorm_gaussian.BatchNormGaussianLatent", "gamma": 0.7}
+    make_dg_job(sweep, 4, "elbo", "bn_gauss", prior_cfg=bn, metrics=_dg_metrics(101.0, 6.0, cu=20.0))
+    vmf = {"_target_": "vae_lab.latents.vmf.VonMisesFisherLatent", "kappa": 13}
+    make_dg_job(sweep, 5, "density_gap", "vmf", prior_cfg=vmf, metrics=_dg_metrics(104.0, 8.0))
+    make_dg_job(sweep, 6, "elbo", "gauss", beta=0.2, skip_z=True, metrics=_dg_metrics(103.0, 20.0, cu=25.0))
+    markdown = report([sweep])
+    assert "ptb: density-gap comparison" in markdown
+    lines = [line for line in markdown.splitlines() if line.startswith("| ")]
+    expected = [
+        "| BN-VAE (γ 0.7) | 101.00 | 103.00 | 97.00 | 6.00 | 3.00 | 32.0 | 20.0 | 0.50 |",
+        "| DG-VAE (|b| 32) | 105.00 | 107.00 | 97.00 | 10.00 | 5.00 | 32.0 | 32.0 | 0.50 |",
+        "| DG-vMF (|b| 32) | 104.00 | 106.00 | 98.00 | 8.00 | 4.00 | 32.0 | n/a | 0.50 |",
+        "| FB (4) | failed | failed | failed | failed | failed | failed | failed | failed |",
+        "| VAE | 101.00 ± 1.41 (2 seeds) | 103.00 ± 1.41 (2 seeds) | 101.00 ± 0.00 (2 seeds) | 2.00 ± 1.41 (2 seeds) "
+        "| 1.00 ± 0.71 (2 seeds) | 32.0 ± 0.0 (2 seeds) | 31.0 ± 1.4 (2 seeds) | 0.50 ± 0.00 (2 seeds) |",
+        "| β-VAE (0.2) + skip-VAE | 103.00 | 105.00 | 85.00 | 20.00 | 10.00 | 32.0 | 25.0 | 0.50 |",
+    ]
+    for line in expected:
+        assert line in lines, f"{line}\nnot in\n" + "\n".join(lines)
+    assert (sweep / "report_density_gap.csv").exists() and not (sweep / "report_text.csv").exists()

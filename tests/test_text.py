@@ -24,8 +24,8 @@ from vae_lab.data.text import (
 )
 from vae_lab.latents.gaussian import GaussianLatent
 from vae_lab.likelihoods.text import BagOfWordsLikelihood, TokenSequenceLikelihood
-from vae_lab.metrics.likelihood import importance_sampled_log_likelihood
 from vae_lab.metrics.latent import MutualInformation
+from vae_lab.metrics.likelihood import importance_sampled_log_likelihood
 from vae_lab.metrics.text import Perplexity
 from vae_lab.model import VAEModule
 from vae_lab.nets.text import LSTMDecoder, LSTMEncoder

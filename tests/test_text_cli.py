@@ -115,5 +115,6 @@ def test_ddp_cpu_text_metrics_equal_single_process(tmp_path, monkeypatch, capsys
     run_cli([*evaluate, "trainer=ddp_cpu", f"hydra.run.dir={tmp_path / 'ddp'}"], cwd=tmp_path)
     single, ddp = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "ddp")
     assert single.keys() == ddp.keys() and "test/mi" in single and "test/ppl" in single
+    assert "test/kl_prior_to_aggregate" in single and "test/cu_0.03" in single  # the hole metrics too
     for name in single:
         assert ddp[name] == pytest.approx(single[name], rel=1e-5, abs=1e-5), name

@@ -342,7 +342,7 @@ class VAEModule(L.LightningModule):
             for name in self.extra_metric_names:
                 metrics[name].update(model=self, x=x, neg_elbo=kl - log_px, nll=nll)
             if stage == "test" and self.latent_holes is not None:
-                self.latent_holes.update(model=self, x=x)
+                self.latent_holes.update(model=self, x=x, batch_index=batch_index)
         for name, metric in metrics.items():
             if (name in ("nll", "bpd") or getattr(metric, "requires_nll", False)) and num_samples == 0:
                 continue

@@ -66,11 +66,20 @@ class LatentHoles(Metric):
         self.latent = None  # bound at the first update: the model's latent family and prior
         self.prior_fn = None
         self.add_state("features", [], dist_reduce_fx="cat")
+        self.add_state("order", [], dist_reduce_fx="cat")
 
-    def update(self, model, x: torch.Tensor, **_) -> None:
+    def update(self, model, x: torch.Tensor, batch_index: int | None = None, **_) -> None:
+        """``batch_index``: the batch's place in the whole evaluation set, so the gathered set can
+        be put back in one order whatever the processes' shares (the q_agg samples depend on it);
+        by default the order of the updates."""
+        if batch_index is None:
+            batch_index = len(self.order)
         # Plain references, not submodules: the metric must not own (or save) the model's parts.
         self.__dict__["latent"], self.prior_fn = model.latent, model.prior
-        self.features.append(model.encoder(x).detach())
+        features = model.encoder(x).detach()
+        self.features.append(features)
+        rows = torch.arange(len(features), device=features.device)
+        self.order.append(int(batch_index) * (1 << 32) + rows)
 
     @property
     def not_applicable(self) -> str | None:
@@ -82,6 +91,8 @@ class LatentHoles(Metric):
     @torch.no_grad()
     def compute(self) -> dict[str, torch.Tensor]:
         features = self.features if isinstance(self.features, torch.Tensor) else torch.cat(self.features)
+        order = self.order if isinstance(self.order, torch.Tensor) else torch.cat(self.order)
+        features = features[order.argsort()]
         latent, q = self.latent, self.latent.posterior(features.float())
         prior = self.prior_fn()
         with seeded_stream(self.seed, features.device):

@@ -34,8 +34,16 @@ class Job:
 
     @property
     def kind(self) -> str:
-        """Which table the job belongs to: text data configs declare their extra metrics (PPL, MI)."""
+        """Which table the job belongs to: the one its experiment names (``report:``), else by data
+        (text data configs declare their extra metrics: perplexities)."""
+        if self.get("report") is not None:
+            return str(self.get("report"))
         return "text" if self.get("data.metrics") is not None else "image"
+
+    @property
+    def objective(self) -> str:
+        """The objective's class name (``DensityGapELBO``)."""
+        return str(self.get("objective._target_", "ELBO")).rsplit(".", 1)[-1]
 
     @property
     def dataset(self) -> str:

@@ -65,6 +65,7 @@ def write_csv(path: Path, tables: list[Table], column_field: str | None = None) 
                         "failed": cell.failed,
                         "unfinished": cell.unfinished,
                         "not_measured": cell.not_measured,
+                        "not_applicable": cell.not_applicable,
                         "reference": cell.reference,
                         "evaluation": "; ".join(sorted(set(cell.sources))),
                     }

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from vae_lab.report import plots, references
 from vae_lab.report.jobs import BPD, Job, nll_metric
-from vae_lab.report.names import VAMPPRIOR_PAPER_NAMES, prior_name, prior_order
+from vae_lab.report.names import VAMPPRIOR_PAPER_NAMES, collapse_model_name, prior_name, prior_order
 from vae_lab.report.tables import Metric, Reference, Row, Table, TableSpec
 
 UNITS = {"test/nll": "nats", BPD: "bits/dim"}
@@ -116,4 +116,48 @@ class TextSpec(TableSpec):
         return references.lookup("xu_durrett.csv", dataset=label["data"], prior="vmf", metric=column.metric)
 
 
-SPECS: tuple[TableSpec, ...] = (ImageNLLSpec(), TextSpec())
+class DensityGapSpec(TableSpec):
+    """The density-gap paper's comparison (REFERENCE.md §4): one row per model with its
+    hyper-parameter (``DG-VAE (|b| 32)``, ``BN-VAE (γ 0.7)``), mean ± std over seeds, one table per
+    dataset. Columns: NLL (importance-sampled −log p(x)), −ELBO, reconstruction, KL, MI, AU, CU(0.03)
+    and the joint KL(p ‖ q_agg) of the hole metrics; CU is "n/a" where the family has no
+    per-dimension marginals (the sphere)."""
+
+    kind = "density_gap"
+    csv_file = "report_density_gap.csv"
+    label_titles = {"model": "model"}
+    metrics = (
+        ("nll", "NLL", "test/nll"),
+        ("neg_elbo", "−ELBO", "test/neg_elbo"),
+        ("recon", "recon", "test/recon"),
+        ("kl", "KL", "test/kl"),
+        ("mi", "MI", "test/mi"),
+        ("active_units", "AU", "test/active_units"),
+        ("cu", "CU(0.03)", "test/cu_0.03"),
+        ("kl_holes", "KL(p‖q_agg)", "test/kl_prior_to_aggregate"),
+    )
+
+    def group(self, job: Job) -> dict:
+        return {"dataset": job.dataset}
+
+    def describe(self, fields: dict) -> tuple[str, str]:
+        return fields["dataset"], "density-gap comparison (nats per example; AU, CU in dimensions)"
+
+    def label(self, job: Job) -> dict:
+        return {"model": collapse_model_name(job.objective, job.prior, job.get)}
+
+    def columns(self, fields: dict, jobs: list[Job], reference: bool) -> list[Metric | Reference]:
+        digits = {"active_units": 1, "cu": 1}
+        return [
+            Metric(key, title, metric, digits.get(key, 2), applies=_has_marginals if key == "cu" else None)
+            for key, title, metric in self.metrics
+        ]
+
+
+def _has_marginals(job: Job) -> bool:
+    """CU needs per-dimension marginals: the job's latent_space.json says when they are missing."""
+    statistics = job.run.latent_space()
+    return not (statistics and statistics.get("not_applicable"))
+
+
+SPECS: tuple[TableSpec, ...] = (ImageNLLSpec(), TextSpec(), DensityGapSpec())

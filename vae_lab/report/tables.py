@@ -32,6 +32,7 @@ class Metric:
     metric: str  # what its cells gather ("test/nll")
     digits: int = 2
     where: Callable[[Job], bool] | None = None  # which of a row's jobs it takes (None: all)
+    applies: Callable[[Job], bool] | None = None  # False: the metric has no meaning for the job ("n/a")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Cell:
     failed: int = 0
     unfinished: int = 0
     not_measured: int = 0  # finished without this metric (e.g. no importance samples drawn)
+    not_applicable: int = 0  # the metric has no meaning for the job's model (e.g. CU on the sphere)
     reference: float | None = None
 
     @property
@@ -66,7 +68,7 @@ class Cell:
         counts = [(self.failed, "failed"), (self.unfinished, "unfinished"), (self.not_measured, "not measured")]
         counts = [(n, what) for n, what in counts if n and problems]
         if not self.values:
-            return ", ".join(what for _, what in counts)
+            return ", ".join(what for _, what in counts) or ("n/a" if self.not_applicable else "")
         text = f"{self.mean:.{digits}f}"
         if self.std is not None:
             text += f" ± {self.std:.{digits}f} ({len(self.values)} seeds)"
@@ -162,6 +164,8 @@ def build(spec: TableSpec, jobs: list[Job], reference: bool = False) -> list[Tab
 
 def _cell(jobs: list[Job], column: Metric, reference: float | None) -> Cell:
     jobs = [j for j in jobs if column.where is None or column.where(j)]
+    inapplicable = [j for j in jobs if column.applies is not None and not column.applies(j)]
+    jobs = [j for j in jobs if j not in inapplicable]
     found = [e for j in jobs if j.status == "ok" and (e := j.evaluation(column.metric)) is not None]
     return Cell(
         values=[e.metrics[column.metric] for e in found],
@@ -169,6 +173,7 @@ def _cell(jobs: list[Job], column: Metric, reference: float | None) -> Cell:
         failed=sum(j.status == "failed" for j in jobs),
         unfinished=sum(j.status == "unfinished" for j in jobs),
         not_measured=sum(j.status == "ok" for j in jobs) - len(found),
+        not_applicable=len(inapplicable),
         reference=reference,
     )
 
