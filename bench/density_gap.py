@@ -110,8 +110,8 @@ def main() -> None:
     test_batches = BucketBatches(corpus.test, 100, shuffle=False, seed=0)
     holes = LatentHoles(prior_samples=args.prior_samples, seed=0)
     with torch.no_grad():
-        for (x,), _ in test_batches:
-            holes.update(model=model, x=x)
+        for x, batch_index in test_batches:  # evaluation batches are single tensors
+            holes.update(model=model, x=x, batch_index=batch_index)
         features = torch.cat(holes.features)
         q = model.latent.posterior(features)
         start = time.perf_counter()

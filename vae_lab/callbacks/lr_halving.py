@@ -46,7 +46,7 @@ class HalveLearningRateOnPlateau(L.Callback):
             self.best, self.bad_epochs = value, 0
             self._best_weights = copy.deepcopy(pl_module.state_dict())
             return
-        if trainer.current_epoch + 1 < self.min_epochs:
+        if trainer.current_epoch < self.min_epochs:  # 0-based: the first min_epochs epochs never count
             return
         self.bad_epochs += 1
         if self.bad_epochs < self.patience:
