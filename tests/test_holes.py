@@ -46,7 +46,7 @@ def test_shifted_dimensions_give_their_closed_form_kls_and_cu_counts():
     features = torch.cat([m.expand(500, 4), torch.zeros(500, 4)], 1)
     out = holes(gaussian_model(4), features, prior_samples=50_000)
     expected = (m**2 / 2).tolist()  # 0, 0.005, 0.045, 0.5
-    # Monte-Carlo standard error of the m_d = 1 term: 1/√S = 0.0045 (q_agg direction: 32 000 samples).
+    # Monte-Carlo standard error of the m_d = 1 term: 1/√S = 0.0045 (q_agg direction: 12 800 samples).
     assert out["kl_prior_to_aggregate_per_dim"] == pytest.approx(expected, abs=0.02)
     assert out["kl_aggregate_to_prior_per_dim"] == pytest.approx(expected, abs=0.025)
     assert out["kl_prior_to_aggregate"] == pytest.approx(sum(expected), abs=0.03)
@@ -112,3 +112,16 @@ def test_expected_kl_splits_into_mutual_information_and_the_aggregate_kl():
     out = holes(model, features, prior_samples=80_000)
     assert float(mi.compute()) + out["kl_aggregate_to_prior"] == pytest.approx(expected_kl, abs=0.1)
     assert 1.0 < float(mi.compute()) < math.log(800)  # informative posteriors, below the log N cap
+
+
+def test_holes_stay_finite_and_exact_where_the_aggregate_has_almost_no_mass():
+    # Every posterior N(0, e^-6): prior samples beyond ~0.7 lie > 13σ from all of them, where the
+    # one-pass sum underflows and the exact fallback takes over.
+    # KL(N(0, 1) ‖ N(0, s²)) = log s + 1 / (2 s²) − ½ with s = e^-3.
+    s = math.exp(-3.0)
+    features = torch.cat([torch.zeros(300, 1), torch.full((300, 1), math.log(s))], 1)
+    out = holes(gaussian_model(1), features, prior_samples=20_000)
+    expected = math.log(s) + 1 / (2 * s * s) - 0.5
+    assert out["kl_prior_to_aggregate"] == pytest.approx(expected, rel=0.03)
+    assert out["kl_prior_to_aggregate_per_dim"] == pytest.approx(out["kl_prior_to_aggregate"], rel=1e-5)
+    assert out["cu_0.1"] == 0
