@@ -125,3 +125,25 @@ def test_holes_stay_finite_and_exact_where_the_aggregate_has_almost_no_mass():
     assert out["kl_prior_to_aggregate"] == pytest.approx(expected, rel=0.03)
     assert out["kl_prior_to_aggregate_per_dim"] == pytest.approx(out["kl_prior_to_aggregate"], rel=1e-5)
     assert out["cu_0.1"] == 0
+
+
+@pytest.mark.parametrize("family", ["vamp", "power_spherical"])
+def test_every_family_with_a_density_gets_the_joint_holes_and_a_reason_for_no_cu(family):
+    from vae_lab.latents.vamp import VampPriorLatent
+    from vae_lab.latents.vmf import PowerSphericalLatent
+
+    torch.manual_seed(6)
+    encoder = torch.nn.Linear(12, 8)
+    if family == "vamp":
+        latent = VampPriorLatent(in_features=8, latent_dim=3, data_dim=12, components=20)
+    else:
+        latent = PowerSphericalLatent(in_features=8, latent_dim=3)
+    model = SimpleNamespace(latent=latent, encoder=encoder)
+    model.prior = lambda: latent.prior(lambda x: latent.posterior(encoder(x)))
+    metric = LatentHoles(prior_samples=4000, compile=False)
+    with torch.no_grad():
+        metric.update(model=model, x=torch.rand(200, 12))
+        out = metric.compute()
+    assert torch.isfinite(out["kl_prior_to_aggregate"]) and out["kl_prior_to_aggregate"] > -0.05
+    assert torch.isfinite(out["kl_aggregate_to_prior"]) and out["kl_aggregate_to_prior"] > -0.05
+    assert "cu_0.03" not in out and "per-dimension marginals" in metric.not_applicable
