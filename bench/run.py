@@ -251,7 +251,8 @@ def _density_gap_lines(dg: dict | None) -> list[str]:
         f"PTB dg_ptb step tokens/s: density gap {rates['density_gap']:,.0f} vs ELBO {rates['elbo']:,.0f}: "
         f"{ratio(rates['density_gap'], rates['elbo'])} (target >= 0.85x)",
         f"hole metrics, {holes['posteriors']} PTB test posteriors x {holes['prior_samples']:,} prior samples: "
-        f"{holes['ours_s']:.1f} s (first call {holes['ours_first_call_s']:.1f} s) vs the paper's loop {holes['paper_loop_s']:.1f} s = {holes['speedup']:.1f}x "
+        f"{holes['ours_s']:.1f} s (first call {holes['ours_first_call_s']:.1f} s) "
+        f"vs the paper's loop {holes['paper_loop_s']:.1f} s = {holes['speedup']:.1f}x "
         f"(target >= 10x); joint KL(p||q_agg) {holes['ours_joint_kl']:.4f} vs {holes['paper_loop_joint_kl']:.4f} "
         f"(rel. diff {holes['joint_relative_difference']:.1e}), per-dimension max rel. diff "
         f"{holes['per_dim_max_relative_difference']:.1e}",
