@@ -89,6 +89,7 @@ class VAEModule(L.LightningModule):
         self.total_steps: int | None = None  # the run's optimiser steps, for step-based β schedules
         self.run_config: dict | None = None  # the composed config, saved in checkpoints (vae_lab.train sets it)
         names = ["neg_elbo", "recon", "kl", "nll"] + (["bpd"] if likelihood.reports_bits_per_dim else [])
+        names += ["mse"] if likelihood.has_data_space_mean else []
 
         # Dataset-level metrics, fresh per stage: I(x; z) wherever the posterior has a density,
         # plus the data's own (text: perplexities); each is updated by keyword with the batch's
@@ -151,9 +152,11 @@ class VAEModule(L.LightningModule):
         """The batch's one-sample terms for the objective, and what the gradient correction needs."""
         q = self.posterior(x)
         z, sample_info = self.latent.rsample(q)
-        log_px = self.decode(z).log_prob(x)
+        px = self.decode(z)
+        log_px = px.log_prob(x)
         p = self.prior()
-        return Terms(q=q, p=p, z=z, log_px=log_px, kl=self.latent.kl(q, p, z), latent=self.latent), sample_info
+        kl = self.latent.kl(q, p, z)
+        return Terms(q=q, p=p, z=z, log_px=log_px, kl=kl, latent=self.latent, px=px), sample_info
 
     # --- training -------------------------------------------------------------------------
     def training_loss(self, x: torch.Tensor, beta: float | torch.Tensor):
@@ -227,6 +230,7 @@ class VAEModule(L.LightningModule):
             self.log("train/loss", loss, prog_bar=True)
             self.log_dict({"train/recon": -log_px.mean(), "train/kl": kl.mean()})
             self.log_dict({f"train/{name}": value for name, value in logs.items()})
+            self.log_dict({f"train/{name}": value for name, value in self.likelihood.training_logs().items()})
         return loss
 
     def _optimizer_step(self, x):
@@ -330,6 +334,8 @@ class VAEModule(L.LightningModule):
             metrics["recon"].update(-log_px)
             metrics["kl"].update(kl)
             metrics["active_units"].update(self.latent.posterior_mean(q))
+            if "mse" in metrics:  # per-dimension squared error of the decoded mean at z ~ q
+                metrics["mse"].update((terms.px.mean - x).square().mean(-1))
             num_samples = self.iw_samples[stage]
             nll = None
             if num_samples > 0 and self.latent.has_density:
@@ -343,6 +349,8 @@ class VAEModule(L.LightningModule):
                 metrics[name].update(model=self, x=x, neg_elbo=kl - log_px, nll=nll)
             if stage == "test" and self.latent_holes is not None:
                 self.latent_holes.update(model=self, x=x, batch_index=batch_index)
+        for name, value in self.likelihood.training_logs().items():  # e.g. the learned variance γ
+            self.log(f"{stage}/{name}", value)
         for name, metric in metrics.items():
             if (name in ("nll", "bpd") or getattr(metric, "requires_nll", False)) and num_samples == 0:
                 continue

@@ -45,21 +45,27 @@ def _binarise_once(x: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.bernoulli(x, generator=generator)
 
 
+def load_mnist_continuous(root=None, split_seed: int = 0, folder="mnist") -> Splits:
+    """Grey-scale MNIST (or ``folder="fashion_mnist"``), pixels / 255 in [0, 1]: the 50k / 10k
+    seeded split of the 60k training set, and the 10k test set."""
+    train_all = read_idx_images(fetch(f"{folder}/train-images-idx3-ubyte.gz", root))
+    test = read_idx_images(fetch(f"{folder}/t10k-images-idx3-ubyte.gz", root))
+    order = _seeded_permutation(len(train_all), split_seed)
+    to_unit = lambda a: torch.from_numpy(a.astype(np.float32) / 255.0)  # noqa: E731
+    return Splits(to_unit(train_all[order[:50_000]]), to_unit(train_all[order[50_000:]]), to_unit(test), (28, 28))
+
+
 def load_mnist_dynamic(root=None, split_seed: int = 0, binarise_seed: int = 1, folder="mnist") -> Splits:
     """Dynamic MNIST: 50k train / 10k valid split of the 60k set with a fixed seed.
 
     Train stays grey-scale (the data loader re-binarises every batch); valid and test are
     binarised once with a fixed seed so every evaluation sees the same bits.
     """
-    train_all = read_idx_images(fetch(f"{folder}/train-images-idx3-ubyte.gz", root))
-    test = read_idx_images(fetch(f"{folder}/t10k-images-idx3-ubyte.gz", root))
-    order = _seeded_permutation(len(train_all), split_seed)
-    to_unit = lambda a: torch.from_numpy(a.astype(np.float32) / 255.0)  # noqa: E731
-    train, valid = to_unit(train_all[order[:50_000]]), to_unit(train_all[order[50_000:]])
+    grey = load_mnist_continuous(root, split_seed, folder)
     return Splits(
-        train=train,
-        valid=_binarise_once(valid, binarise_seed),
-        test=_binarise_once(to_unit(test), binarise_seed + 1),
+        train=grey.train,
+        valid=_binarise_once(grey.valid, binarise_seed),
+        test=_binarise_once(grey.test, binarise_seed + 1),
         image_shape=(28, 28),
     )
 
@@ -119,6 +125,13 @@ def load_frey(root=None, split_seed: int = 0) -> Splits:
     x = torch.from_numpy((frey_array(root).astype(np.float32) + 0.5) / 256.0)
     order = torch.from_numpy(_seeded_permutation(len(x), split_seed))
     x = x[order]
+    return Splits(x[:1565], x[1565:1765], x[1765:], (28, 20))
+
+
+def load_frey_continuous(root=None, split_seed: int = 0) -> Splits:
+    """Frey Faces as continuous data: pixels / 255 in [0, 1], the same seeded split as ``load_frey``."""
+    x = torch.from_numpy(frey_array(root).astype(np.float32) / 255.0)
+    x = x[torch.from_numpy(_seeded_permutation(len(x), split_seed))]
     return Splits(x[:1565], x[1565:1765], x[1765:], (28, 20))
 
 

@@ -3,6 +3,7 @@
 from vae_lab.likelihoods.base import DATA_TYPES, Likelihood
 from vae_lab.likelihoods.bernoulli import BernoulliLikelihood, FastBernoulli
 from vae_lab.likelihoods.discretized_logistic import DiscretizedLogisticLikelihood
+from vae_lab.likelihoods.gaussian import GaussianLikelihood
 from vae_lab.likelihoods.text import BagOfWords, BagOfWordsLikelihood, TokenSequence, TokenSequenceLikelihood
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "BernoulliLikelihood",
     "DiscretizedLogisticLikelihood",
     "FastBernoulli",
+    "GaussianLikelihood",
     "Likelihood",
     "TokenSequence",
     "TokenSequenceLikelihood",

@@ -24,6 +24,7 @@ class BernoulliLikelihood(Likelihood):
     """Probabilities are kept in [1e-5, 1 − 1e-5] as in the VampPrior code."""
 
     data_types = ("binary",)
+    has_data_space_mean = True
 
     def __init__(self, in_features: int, dim: int, min_prob: float = 1e-5):
         super().__init__()

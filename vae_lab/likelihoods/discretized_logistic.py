@@ -14,6 +14,7 @@ class DiscretizedLogisticLikelihood(Likelihood):
     """Mean in [1/512, 1 − 1/512], log-scale in [−4.5, 0] (VampPrior settings)."""
 
     data_types = ("8bit",)
+    has_data_space_mean = True
     reports_bits_per_dim = True
 
     def __init__(self, in_features: int, dim: int, num_bins: int = 256):

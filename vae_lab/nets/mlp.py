@@ -22,18 +22,55 @@ class GatedDense(nn.Module):
         return value * torch.sigmoid(gate)
 
 
-class GatedMLP(nn.Module):
-    """``layers`` gated dense layers of width ``hidden``; ``out_features`` = hidden."""
+ACTIVATIONS = ("gated", "relu")
 
-    def __init__(self, in_features: int, hidden: int = 300, layers: int = 2):
+
+class ReLUDense(nn.Sequential):
+    def __init__(self, in_features: int, out_features: int):
+        linear = nn.Linear(in_features, out_features)
+        nn.init.kaiming_normal_(linear.weight, nonlinearity="relu")
+        nn.init.zeros_(linear.bias)
+        super().__init__(linear, nn.ReLU())
+
+
+class Residual(nn.Module):
+    """x + layer(x): an identity skip around one hidden layer (same width in and out)."""
+
+    def __init__(self, layer: nn.Module):
         super().__init__()
-        if layers < 1 or hidden < 1:
-            raise ValueError(f"GatedMLP needs layers >= 1 and hidden >= 1, got layers={layers}, hidden={hidden}")
-        widths = [in_features] + [hidden] * layers
-        self.net = nn.Sequential(*(GatedDense(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)))
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.layer(x)
+
+
+class MLP(nn.Module):
+    """``depth`` dense layers of width ``hidden`` (``out_features`` = hidden), gated or ReLU;
+    ``residual``: identity skips around every layer after the first (the first changes width).
+    The encoder's and decoder's depth, width and activation are config keys (``encoder.depth=6``)."""
+
+    def __init__(
+        self, in_features: int, hidden: int = 300, depth: int = 2, activation: str = "gated", residual: bool = False
+    ):
+        super().__init__()
+        if depth < 1 or hidden < 1:
+            raise ValueError(f"the MLP needs depth >= 1 and hidden >= 1, got depth={depth}, hidden={hidden}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation={activation!r}: expected one of {', '.join(ACTIVATIONS)}")
+        layer = GatedDense if activation == "gated" else ReLUDense
+        widths = [in_features] + [hidden] * depth
+        layers = [layer(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)]
+        self.net = nn.Sequential(*(Residual(m) if residual and i > 0 else m for i, m in enumerate(layers)))
         self.out_features = hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Flatten any leading sample dimensions: (S, B, D) -> (S*B, D) -> (S, B, H).
         lead = x.shape[:-1]
         return self.net(x.reshape(-1, x.shape[-1])).reshape(*lead, -1)
+
+
+class GatedMLP(MLP):
+    """The gated MLP under its earlier name and keys (``layers``): checkpoints saved with it load."""
+
+    def __init__(self, in_features: int, hidden: int = 300, layers: int = 2):
+        super().__init__(in_features, hidden, depth=layers, activation="gated")

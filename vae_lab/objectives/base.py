@@ -27,6 +27,7 @@ class Terms:
     log_px: torch.Tensor  # log p(x|z), (B,)
     kl: torch.Tensor  # the latent family's true KL(q‖p) (closed form or one-sample estimate), (B,)
     latent: LatentFamily
+    px: Distribution | None = None  # p(x|z) at z, the decoded distribution
     _kl_per_dimension: torch.Tensor | None = field(default=None, repr=False)
 
     def kl_per_dimension(self) -> torch.Tensor:
