@@ -88,13 +88,19 @@ class VAEModule(L.LightningModule):
         self.set_evaluation(iw_samples_val, iw_samples_test, iw_chunk_size, eval_seed, eval_compile, hole_samples)
         self.total_steps: int | None = None  # the run's optimiser steps, for step-based β schedules
         self.run_config: dict | None = None  # the composed config, saved in checkpoints (vae_lab.train sets it)
-        names = ["neg_elbo", "recon", "kl", "nll"] + (["bpd"] if likelihood.reports_bits_per_dim else [])
+        # A deterministic objective (the autoencoder) has no ELBO, KL, NLL or aggregate posterior:
+        # those metrics are absent, not NaN.
+        stochastic = objective.stochastic
+        names = ["neg_elbo", "recon", "kl", "nll"] if stochastic else ["recon"]
+        names += ["bpd"] if likelihood.reports_bits_per_dim and stochastic else []
         names += ["mse"] if likelihood.has_data_space_mean else []
 
         # Dataset-level metrics, fresh per stage: I(x; z) wherever the posterior has a density,
         # plus the data's own (text: perplexities); each is updated by keyword with the batch's
         # quantities and ignores the rest.
         def dataset_metrics() -> dict[str, Metric]:
+            if not stochastic:
+                return {}
             return ({"mi": MutualInformation()} if latent.has_density else {}) | (
                 extra_metrics() if extra_metrics else {}
             )
@@ -128,7 +134,7 @@ class VAEModule(L.LightningModule):
         prior samples of the hole metrics); ``vae_lab.evaluate`` changes them."""
         check_setting("eval.compile", compile)
         # The hole metrics need the posteriors' density and prior samples; test stage only.
-        measurable = self.latent.has_density and self.latent.can_sample_prior
+        measurable = self.latent.has_density and self.latent.can_sample_prior and self.objective.stochastic
         self.latent_holes = (
             LatentHoles(hole_samples, seed=eval_seed, compile=compile) if hole_samples > 0 and measurable else None
         )
@@ -151,7 +157,7 @@ class VAEModule(L.LightningModule):
     def terms(self, x: torch.Tensor) -> tuple[Terms, torch.Tensor | None]:
         """The batch's one-sample terms for the objective, and what the gradient correction needs."""
         q = self.posterior(x)
-        z, sample_info = self.latent.rsample(q)
+        z, sample_info = self.objective.latent_code(self.latent, q)
         px = self.decode(z)
         log_px = px.log_prob(x)
         p = self.prior()
@@ -228,7 +234,9 @@ class VAEModule(L.LightningModule):
         loss, log_px, kl, logs = stepped
         if self._logs_this_step():  # the group's last step stands for it
             self.log("train/loss", loss, prog_bar=True)
-            self.log_dict({"train/recon": -log_px.mean(), "train/kl": kl.mean()})
+            self.log_dict(
+                {"train/recon": -log_px.mean()} | ({"train/kl": kl.mean()} if self.objective.stochastic else {})
+            )
             self.log_dict({f"train/{name}": value for name, value in logs.items()})
             self.log_dict({f"train/{name}": value for name, value in self.likelihood.training_logs().items()})
         return loss
@@ -330,13 +338,14 @@ class VAEModule(L.LightningModule):
             terms, _ = self.terms(x)
             q, log_px, kl = terms.q, terms.log_px, terms.kl
             metrics = self.eval_metrics[stage]
-            metrics["neg_elbo"].update(kl - log_px)
-            metrics["recon"].update(-log_px)
-            metrics["kl"].update(kl)
+            per_example = {"neg_elbo": kl - log_px, "recon": -log_px, "kl": kl}
+            if "mse" in metrics:  # per-dimension squared error of the decoded mean at z
+                per_example["mse"] = (terms.px.mean - x).square().mean(-1)
+            for name, values in per_example.items():
+                if name in metrics:
+                    metrics[name].update(values)
             metrics["active_units"].update(self.latent.posterior_mean(q))
-            if "mse" in metrics:  # per-dimension squared error of the decoded mean at z ~ q
-                metrics["mse"].update((terms.px.mean - x).square().mean(-1))
-            num_samples = self.iw_samples[stage]
+            num_samples = self.iw_samples[stage] if "nll" in metrics else 0
             nll = None
             if num_samples > 0 and self.latent.has_density:
                 nll = -self.log_likelihood(x, q, num_samples)
@@ -376,6 +385,11 @@ class VAEModule(L.LightningModule):
         return self.decode(z).log_prob(x)
 
     # --- media ----------------------------------------------------------------------------
+    @property
+    def has_prior_samples(self) -> bool:
+        """Prior samples mean something: the family can draw them and the objective trains a prior."""
+        return self.latent.can_sample_prior and self.objective.stochastic
+
     @torch.no_grad()
     def sample(self, n: int) -> torch.Tensor:
         """Decoder means of n draws from the prior, shape (n, D)."""

@@ -62,7 +62,7 @@ class MediaLogger(L.Callback):
             return  # not images (text data write their own media)
         # Drawing images must not shift the training random stream (resumable, repeatable runs).
         with seeded_stream(0, pl_module.device), torch.inference_mode():
-            outputs = {"samples": pl_module.sample(self.num_images)} if pl_module.latent.can_sample_prior else {}
+            outputs = {"samples": pl_module.sample(self.num_images)} if pl_module.has_prior_samples else {}
             if x is not None:
                 x = x[: self.num_images // 2]
                 pairs = torch.stack([x, pl_module.reconstruct(x)], dim=1).reshape(-1, x.shape[-1])

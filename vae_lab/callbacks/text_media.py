@@ -33,12 +33,11 @@ class TextMediaLogger(L.Callback):
         with seeded_stream(0, pl_module.device), torch.inference_mode():
             was_training = pl_module.training
             pl_module.eval()
-            prior_z = pl_module.prior().sample((self.num_sentences,))
             codes = pl_module.posterior(x).mode  # (n, L)
-            tables = {
-                "samples": [[s] for s in words(pl_module.decode(prior_z).sample())],
-                "reconstructions": list(zip(words(x), words(pl_module.decode(codes).mode), strict=True)),
-            }
+            tables = {"reconstructions": list(zip(words(x), words(pl_module.decode(codes).mode), strict=True))}
+            if pl_module.has_prior_samples:
+                prior_z = pl_module.prior().sample((self.num_sentences,))
+                tables["samples"] = [[s] for s in words(pl_module.decode(prior_z).sample())]
             if len(x) >= 2:
                 path = interpolate(codes[0], codes[1], self.steps)
                 tables["interpolations"] = [

@@ -46,9 +46,12 @@ class ObjectiveOutput:
 class Objective:
     """Base of every objective. ``monitor`` names the validation metric checkpoints and early
     stopping follow (``val/<monitor>``); ``requires_kl_per_dimension`` says the objective needs
-    the family's closed-form per-dimension KL, checked before training by :meth:`check`."""
+    the family's closed-form per-dimension KL, checked before training by :meth:`check`;
+    ``stochastic`` says z is drawn from q(z|x) and the prior is part of the model — False for a
+    deterministic autoencoder, which then has no ELBO, KL, NLL, MI, holes or prior samples."""
 
     requires_kl_per_dimension = False
+    stochastic = True
 
     def __init__(self, schedule: BetaSchedule | None = None, monitor: str = "neg_elbo"):
         self.schedule = schedule or BetaSchedule()
@@ -65,6 +68,11 @@ class Objective:
                 f"objective {self.name} needs a closed-form per-dimension KL, which latent family "
                 f"{latent.name} does not have; use prior=gauss, or objective=elbo"
             )
+
+    def latent_code(self, latent: LatentFamily, q: Distribution) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The z the decoder sees, and what the family's gradient correction needs: a
+        reparameterised sample of q by default."""
+        return latent.rsample(q)
 
     def beta(self, step: int, epoch: int, total_steps: int | None) -> float:
         """The weight of the regulariser at this optimiser step (0-based) and epoch (0-based)."""

@@ -1,0 +1,41 @@
+"""objective=autoencoder: the same networks trained without KL or sampling, and evaluated on what
+exists for a deterministic model."""
+
+from __future__ import annotations
+
+import torch
+from torch.distributions import Independent, Normal
+
+from tests.conftest import cli_in_process, read_metrics
+from vae_lab.latents.gaussian import GaussianLatent
+from vae_lab.objectives import Autoencoder, Terms
+
+COMMON = ["data=synthetic", "trainer.max_epochs=3", "latent=4", "eval.iw_samples_test=20", "eval.hole_samples=500"]
+
+
+def test_the_autoencoder_decodes_the_posterior_mean_and_minimises_the_reconstruction_only():
+    latent = GaussianLatent(in_features=1, latent_dim=3)
+    q = Independent(Normal(torch.randn(5, 3), torch.ones(5, 3)), 1)
+    objective = Autoencoder()
+    z, info = objective.latent_code(latent, q)
+    assert torch.equal(z, q.mean) and info is None and not objective.stochastic
+    log_px = torch.randn(5)
+    terms = Terms(q=q, p=latent.prior(), z=z, log_px=log_px, kl=torch.full((5,), 7.0), latent=latent)
+    out = objective(terms, beta=1.0)
+    torch.testing.assert_close(out.loss, -log_px)  # no KL in the loss, whatever β
+    assert out.logs == {} and objective.monitor == "recon"
+
+
+def test_autoencoder_runs_report_only_what_exists_and_reconstruct_better_than_the_vae(tmp_path, monkeypatch, capsys):
+    for name, objective in (("ae", "objective=autoencoder"), ("vae", "objective=elbo")):
+        args = [*COMMON, objective, f"hydra.run.dir={tmp_path / name}"]
+        assert cli_in_process(args, tmp_path, monkeypatch, capsys)[0] == 0
+    ae, vae = read_metrics(tmp_path / "ae"), read_metrics(tmp_path / "vae")
+    assert {"test/recon", "test/mse", "test/active_units"} <= ae.keys()
+    absent = {"test/neg_elbo", "test/kl", "test/nll", "test/mi", "test/kl_prior_to_aggregate", "test/cu_0.03"}
+    assert not absent & ae.keys() and absent <= vae.keys()  # absent for the AE, not NaN
+    assert all(v == v for v in ae.values())
+    assert ae["test/recon"] < vae["test/recon"] and ae["test/mse"] < vae["test/mse"]
+    assert (tmp_path / "ae" / "checkpoints" / "best.ckpt").exists()  # checkpoints follow val/recon
+    assert not list((tmp_path / "ae" / "media").glob("samples_*.png"))  # no prior to sample
+    assert list((tmp_path / "vae" / "media").glob("samples_*.png"))
