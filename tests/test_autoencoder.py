@@ -39,3 +39,22 @@ def test_autoencoder_runs_report_only_what_exists_and_reconstruct_better_than_th
     assert (tmp_path / "ae" / "checkpoints" / "best.ckpt").exists()  # checkpoints follow val/recon
     assert not list((tmp_path / "ae" / "media").glob("samples_*.png"))  # no prior to sample
     assert list((tmp_path / "vae" / "media").glob("samples_*.png"))
+
+
+def test_collapse_is_watched_per_dimension_over_training(tmp_path, monkeypatch, capsys):
+    import json
+
+    from vae_lab.metrics.latent import PerDimensionStatistics
+
+    stats = PerDimensionStatistics(3)
+    stats.update(torch.tensor([[0.001, 1.0, 2.0], [0.003, 3.0, 2.0]]), torch.tensor([[1.0, 0.5, 0.2], [0.98, 0.3, 0.2]]))
+    out = stats.compute()
+    torch.testing.assert_close(out["kl"], torch.tensor([0.002, 2.0, 2.0], dtype=torch.float64))
+    assert out["scales"].shape == (2, 3)
+    # Through the CLI: the collapsed count, the per-dimension heatmap and the σ histogram.
+    args = ["data=synthetic", "trainer.max_epochs=4", "latent=6", "eval.iw_samples_test=5", "eval.hole_samples=200"]
+    assert cli_in_process([*args, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, monkeypatch, capsys)[0] == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics"]
+    assert 0 <= metrics["test/collapsed_dims"] <= 6 and "val/collapsed_dims" in metrics
+    for figure in ("collapse_over_training.png", "posterior_sigma_hist.png"):
+        assert (tmp_path / "run" / "media" / figure).stat().st_size > 1000

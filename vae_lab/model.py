@@ -29,7 +29,7 @@ from vae_lab.compiling import (
 from vae_lab.latents.base import LatentFamily
 from vae_lab.likelihoods.base import Likelihood
 from vae_lab.metrics.holes import PER_DIMENSION, LatentHoles
-from vae_lab.metrics.latent import ActiveUnits, MutualInformation
+from vae_lab.metrics.latent import ActiveUnits, MutualInformation, PerDimensionStatistics
 from vae_lab.metrics.likelihood import bits_per_dim, importance_sampled_log_likelihood
 from vae_lab.objectives.base import Objective, Terms
 from vae_lab.restore import CONFIG_KEY
@@ -63,6 +63,7 @@ class VAEModule(L.LightningModule):
         eval_seed: int = 0,
         eval_compile: bool | str = AUTO,
         hole_samples: int = 128_000,
+        collapse_threshold: float = 0.01,
         extra_metrics: Callable[[], dict[str, Metric]] | None = None,
         gradient_clip_val: float | None = None,
         compile: bool | str = False,
@@ -117,6 +118,18 @@ class VAEModule(L.LightningModule):
             }
         )
         self.latent_statistics: dict | None = None  # the test set's hole metrics, for figures and the run folder
+        # Watching collapse: per-dimension KL and posterior σ of every evaluation (Gaussian
+        # posteriors), the count of collapsed dimensions (mean KL_d < collapse_threshold nats),
+        # and their history over the validation epochs for the figures.
+        self.collapse_threshold = collapse_threshold
+        tracked = latent.has_kl_per_dimension and stochastic
+        self.dimension_statistics = (
+            nn.ModuleDict({stage: PerDimensionStatistics(latent.latent_dim) for stage in EVAL_STAGES})
+            if tracked
+            else None
+        )
+        self.dimension_history: list[dict] = []  # one {"epoch", "kl", "scale"} per validation epoch
+        self.test_dimensions: dict | None = None  # the test set's, with every posterior's σ
 
         # Per-example test log-likelihoods (gathered over processes) for the histogram figure.
         self.test_log_likelihoods = CatMetric()
@@ -304,6 +317,21 @@ class VAEModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         self._evaluate(batch, "val")
 
+    def _dimension_summary(self, stage: str) -> dict | None:
+        """The stage's per-dimension statistics (gathered over processes), logging the collapsed count."""
+        if self.dimension_statistics is None or self.dimension_statistics[stage].update_count == 0:
+            return None
+        statistics = self.dimension_statistics[stage].compute()
+        self.dimension_statistics[stage].reset()
+        collapsed = (statistics["kl"] < self.collapse_threshold).sum().float()
+        self.log(f"{stage}/collapsed_dims", collapsed)
+        return {k: v.cpu() for k, v in statistics.items()}
+
+    def on_validation_epoch_end(self) -> None:
+        summary = self._dimension_summary("val")
+        if summary is not None and not self.trainer.sanity_checking and self.trainer.state.fn == "fit":
+            self.dimension_history.append({"epoch": self.current_epoch, "kl": summary["kl"], "scale": summary["scale"]})
+
     def on_test_epoch_start(self) -> None:
         self.test_log_likelihoods.reset()
         if self.latent_holes is not None:
@@ -311,7 +339,9 @@ class VAEModule(L.LightningModule):
         self.latent_statistics = None
 
     def on_test_epoch_end(self) -> None:
-        """The hole metrics over the whole test set (every process computes the same values)."""
+        """The hole metrics and per-dimension statistics over the whole test set (every process
+        computes the same values)."""
+        self.test_dimensions = self._dimension_summary("test")
         holes = self.latent_holes
         if holes is None or holes.update_count == 0:
             return
@@ -345,6 +375,8 @@ class VAEModule(L.LightningModule):
                 if name in metrics:
                     metrics[name].update(values)
             metrics["active_units"].update(self.latent.posterior_mean(q))
+            if self.dimension_statistics is not None:
+                self.dimension_statistics[stage].update(terms.kl_per_dimension(), self.latent.posterior_scale(q))
             num_samples = self.iw_samples[stage] if "nll" in metrics else 0
             nll = None
             if num_samples > 0 and self.latent.has_density:

@@ -115,6 +115,10 @@ class LatentFamily(nn.Module):
     def initialise_from_data(self, train: torch.Tensor) -> None:
         """Data-dependent initialisation at fit start (VampPrior ``init=data``); nothing by default."""
 
+    def posterior_scale(self, q: Distribution) -> torch.Tensor | None:
+        """Per-dimension posterior standard deviations (B, L) where the family has them, else None."""
+        return None
+
     def posterior_mean(self, q: Distribution) -> torch.Tensor:
         """Summary used for active units (its variance over the data, per dimension)."""
         return q.mean

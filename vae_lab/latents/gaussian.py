@@ -40,6 +40,9 @@ class GaussianLatent(LatentFamily):
         """All (n, K) joint densities as one matmul (see ``DiagonalGaussianMixture``)."""
         return DiagonalGaussianMixture(q.base_dist.loc, q.base_dist.scale).component_log_prob(z)
 
+    def posterior_scale(self, q: Distribution) -> torch.Tensor:
+        return q.base_dist.scale
+
     def log_density_factors(self, dist: Distribution, z: torch.Tensor) -> torch.Tensor:
         """Per-dimension log densities (…, L): posterior and prior are products over dimensions."""
         return dist.base_dist.log_prob(z)

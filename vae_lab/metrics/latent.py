@@ -38,6 +38,36 @@ class ActiveUnits(Metric):
         return (self.variances() > self.threshold).sum().to(torch.float32)
 
 
+class PerDimensionStatistics(Metric):
+    """Per latent dimension over the evaluation set: the mean KL(q(z_d|x) ‖ p(z_d)) and the mean
+    posterior scale σ_d, and every posterior's σ (for the test histogram).
+
+    ``collapsed(threshold)``: the dimensions whose mean KL is below ``threshold`` nats — the
+    posterior equals the prior there for (almost) every x. Active units (posterior-mean variance
+    > 0.01) count something else: a dimension can carry a varying mean and still a tiny KL.
+    Sums are float64 and summed over processes; the σ values are a ``cat`` state.
+    """
+
+    full_state_update = False
+
+    def __init__(self, latent_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.add_state("kl_sum", torch.zeros(latent_dim, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("scale_sum", torch.zeros(latent_dim, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("scales", [], dist_reduce_fx="cat")
+
+    def update(self, kl_per_dimension: torch.Tensor, scale: torch.Tensor) -> None:  # both (B, L)
+        self.kl_sum += kl_per_dimension.detach().to(torch.float64).sum(0)
+        self.scale_sum += scale.detach().to(torch.float64).sum(0)
+        self.count += kl_per_dimension.shape[0]
+        self.scales.append(scale.detach().float())
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        scales = self.scales if isinstance(self.scales, torch.Tensor) else torch.cat(self.scales)
+        return {"kl": self.kl_sum / self.count, "scale": self.scale_sum / self.count, "scales": scales}
+
+
 class MutualInformation(Metric):
     """I(x; z) = E_x KL(q(z|x) ‖ q(z)) with q(z) the aggregate posterior of the whole evaluation set.
 
