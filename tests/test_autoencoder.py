@@ -47,7 +47,9 @@ def test_collapse_is_watched_per_dimension_over_training(tmp_path, monkeypatch, 
     from vae_lab.metrics.latent import PerDimensionStatistics
 
     stats = PerDimensionStatistics(3)
-    stats.update(torch.tensor([[0.001, 1.0, 2.0], [0.003, 3.0, 2.0]]), torch.tensor([[1.0, 0.5, 0.2], [0.98, 0.3, 0.2]]))
+    stats.update(
+        torch.tensor([[0.001, 1.0, 2.0], [0.003, 3.0, 2.0]]), torch.tensor([[1.0, 0.5, 0.2], [0.98, 0.3, 0.2]])
+    )
     out = stats.compute()
     torch.testing.assert_close(out["kl"], torch.tensor([0.002, 2.0, 2.0], dtype=torch.float64))
     assert out["scales"].shape == (2, 3)
