@@ -364,3 +364,31 @@ def test_density_gap_jobs_get_the_papers_table_with_model_names_seeds_and_failur
     for line in expected:
         assert line in lines, f"{line}\nnot in\n" + "\n".join(lines)
     assert (sweep / "report_density_gap.csv").exists() and not (sweep / "report_text.csv").exists()
+
+
+def test_collapse_depth_jobs_give_the_ae_vs_vae_table_by_depth(tmp_path):
+    sweep = tmp_path / "depth"
+    targets = {"ae": "vae_lab.objectives.autoencoder.Autoencoder", "vae": "vae_lab.objectives.elbo.ELBO"}
+    values = {("ae", 1): 0.020, ("vae", 1): 0.030, ("ae", 4): 0.018, ("vae", 4): 0.032}
+    for num, ((objective, depth), mse) in enumerate(values.items()):
+        job = sweep / str(num)
+        (job / ".hydra").mkdir(parents=True)
+        config = {
+            "latent": 20,
+            "seed": 0,
+            "report": "collapse_depth",
+            "data": {"name": "fashion_mnist_continuous"},
+            "prior": {"_target_": "vae_lab.latents.gaussian.GaussianLatent"},
+            "objective": {"_target_": targets[objective]},
+            "decoder": {"_target_": "vae_lab.nets.mlp.MLP", "depth": depth},
+        }
+        (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+        metrics = {"test/mse": mse, "test/recon": -100.0, "test/active_units": 20.0}
+        if objective == "vae":
+            metrics |= {"test/kl": 10.0 + depth, "test/collapsed_dims": float(depth), "test/gamma": mse}
+        (job / "metrics.json").write_text(json.dumps({"metrics": metrics, "epochs": 5, "steps": 500}))
+    markdown = report([sweep])
+    assert "fashion_mnist_continuous, MLP nets" in markdown
+    assert "| 1 | 0.0200 | 0.0300 | 11.00 | 20.0 | 1.0 | 0.0300 |" in markdown
+    assert "| 4 | 0.0180 | 0.0320 | 14.00 | 20.0 | 4.0 | 0.0320 |" in markdown
+    assert (sweep / "report_collapse.png").exists() and (sweep / "report_collapse.csv").exists()

@@ -19,14 +19,16 @@ def _pyplot():
     return plt
 
 
-def plot_tables(path: Path, tables: list[Table]) -> None:
-    """One panel per table: each metric column against the rows (error bars: std over seeds),
-    dashed where the table shows reference values."""
+def plot_tables(
+    path: Path, tables: list[Table], keys: tuple[str, ...] | None = None, ylabel: str | None = None
+) -> None:
+    """One panel per table: each metric column (those named by ``keys``, default all) against the
+    rows (error bars: std over seeds), dashed where the table shows reference values."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3.8), squeeze=False)
     for ax, table in zip(axes[0], tables, strict=True):
         with_reference = {c.of for c in table.columns if isinstance(c, Reference)}
-        metrics = [c for c in table.columns if isinstance(c, Metric)]
+        metrics = [c for c in table.columns if isinstance(c, Metric) and (keys is None or c.key in keys)]
         for i, column in enumerate(metrics):
             cells = [row.cells[column.key] for row in table.rows]
             points = [(x, c) for x, c in enumerate(cells) if c.values]
@@ -51,7 +53,7 @@ def plot_tables(path: Path, tables: list[Table]) -> None:
                 )
         ax.set_xticks(range(len(table.rows)), [", ".join(map(str, row.label.values())) for row in table.rows])
         labels = ", ".join(c.title for c in table.columns if isinstance(c, Label))
-        ax.set(xlabel=labels, ylabel=table.quantity, title=table.name)
+        ax.set(xlabel=labels, ylabel=ylabel or table.quantity, title=table.name)
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -160,4 +160,42 @@ def _has_marginals(job: Job) -> bool:
     return not (statistics and statistics.get("not_applicable"))
 
 
-SPECS: tuple[TableSpec, ...] = (ImageNLLSpec(), TextSpec(), DensityGapSpec())
+class CollapseDepthSpec(TableSpec):
+    """Dai, Wang & Wipf's Figure 1 (left) as a table, one per dataset and network kind: rows the
+    decoder depth (the encoder's follows it), columns the autoencoder's and the VAE's per-pixel
+    reconstruction MSE, and for the VAE its KL, active units, collapsed dimensions (mean KL_d <
+    the threshold) and learned γ; mean ± std over seeds. The plot: MSE against depth, AE vs VAE."""
+
+    kind = "collapse_depth"
+    csv_file = "report_collapse.csv"
+
+    def group(self, job: Job) -> dict:
+        net = str(job.get("decoder._target_", "mlp")).rsplit(".", 1)[-1]
+        return {"dataset": job.dataset, "net": net}
+
+    def describe(self, fields: dict) -> tuple[str, str]:
+        return f"{fields['dataset']}, {fields['net']} nets", "test reconstruction MSE per pixel, AE vs VAE, by depth"
+
+    def label(self, job: Job) -> dict:
+        return {"depth": job.get("decoder.depth", job.get("decoder.layers_per_scale"))}
+
+    def columns(self, fields: dict, jobs: list[Job], reference: bool) -> list[Metric | Reference]:
+        ae = lambda j: j.objective == "Autoencoder"  # noqa: E731
+        vae = lambda j: j.objective != "Autoencoder"  # noqa: E731
+        return [
+            Metric("ae_mse", "AE MSE", "test/mse", 4, where=ae),
+            Metric("vae_mse", "VAE MSE", "test/mse", 4, where=vae),
+            Metric("kl", "VAE KL", "test/kl", 2, where=vae),
+            Metric("active_units", "VAE AU", "test/active_units", 1, where=vae),
+            Metric("collapsed", "VAE collapsed", "test/collapsed_dims", 1, where=vae),
+            Metric("gamma", "VAE γ", "test/gamma", 4, where=vae),
+        ]
+
+    def note_metric(self, fields: dict) -> str:
+        return "test/mse"
+
+    def figures(self, out: Path, tables: list[Table], jobs: list[Job]) -> None:
+        plots.plot_tables(out / "report_collapse.png", tables, keys=("ae_mse", "vae_mse"), ylabel="MSE per pixel")
+
+
+SPECS: tuple[TableSpec, ...] = (ImageNLLSpec(), TextSpec(), DensityGapSpec(), CollapseDepthSpec())
