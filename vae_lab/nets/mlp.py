@@ -47,21 +47,27 @@ class Residual(nn.Module):
 class MLP(nn.Module):
     """``depth`` dense layers of width ``hidden`` (``out_features`` = hidden), gated or ReLU;
     ``residual``: identity skips around every layer after the first (the first changes width).
+    ``depth=0`` passes its input through, so the latent head or the likelihood head alone makes
+    the encoder or decoder affine (the linear-Gaussian experiment).
     The encoder's and decoder's depth, width and activation are config keys (``encoder.depth=6``)."""
 
     def __init__(
         self, in_features: int, hidden: int = 300, depth: int = 2, activation: str = "gated", residual: bool = False
     ):
         super().__init__()
-        if depth < 1 or hidden < 1:
-            raise ValueError(f"the MLP needs depth >= 1 and hidden >= 1, got depth={depth}, hidden={hidden}")
+        if depth < 0 or hidden < 1:
+            raise ValueError(f"the MLP needs depth >= 0 and hidden >= 1, got depth={depth}, hidden={hidden}")
+        if depth == 0 and hidden != in_features:
+            raise ValueError(
+                f"depth=0 passes the input through, so its width is the input's ({in_features}): set hidden={in_features}"
+            )
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation={activation!r}: expected one of {', '.join(ACTIVATIONS)}")
         layer = GatedDense if activation == "gated" else ReLUDense
         widths = [in_features] + [hidden] * depth
         layers = [layer(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)]
         self.net = nn.Sequential(*(Residual(m) if residual and i > 0 else m for i, m in enumerate(layers)))
-        self.out_features = hidden
+        self.out_features = hidden if depth else in_features  # depth 0: the input itself (an affine model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Flatten any leading sample dimensions: (S, B, D) -> (S*B, D) -> (S, B, H).

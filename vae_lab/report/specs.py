@@ -168,6 +168,7 @@ class CollapseDepthSpec(TableSpec):
 
     kind = "collapse_depth"
     csv_file = "report_collapse.csv"
+    note_name = "MSE"
 
     def group(self, job: Job) -> dict:
         net = str(job.get("decoder._target_", "mlp")).rsplit(".", 1)[-1]
