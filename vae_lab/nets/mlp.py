@@ -58,9 +58,7 @@ class MLP(nn.Module):
         if depth < 0 or hidden < 1:
             raise ValueError(f"the MLP needs depth >= 0 and hidden >= 1, got depth={depth}, hidden={hidden}")
         if depth == 0 and hidden != in_features:
-            raise ValueError(
-                f"depth=0 passes the input through, so its width is the input's: set hidden={in_features}"
-            )
+            raise ValueError(f"depth=0 passes the input through, so its width is the input's: set hidden={in_features}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation={activation!r}: expected one of {', '.join(ACTIVATIONS)}")
         layer = GatedDense if activation == "gated" else ReLUDense
