@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The density-gap comparison on PTB at a 2-core-CPU budget (docs/density_gap.md): experiment=dg_ptb
-# with 1 epoch (1320 steps of 32 sentences) instead of <= 100, no KL annealing (warmup=1: β = 1 from the start; the paper
+# with 1 epoch (1315 steps of 32 sentences) instead of <= 100, no KL annealing (warmup=1: β = 1 from the start; the paper
 # anneals over 10 epochs), cyclic annealing with 2 cycles, and 16 importance samples for log p(x)
 # (the paper's count). Eight models, one seed, run one after another; re-running resumes (finished
 # jobs are skipped). Then:  python -m vae_lab.report multirun/dg_ptb_cpu
