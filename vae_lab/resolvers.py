@@ -48,3 +48,4 @@ def decoder_features(hidden: int, latent: int, skip_z: bool) -> int:
 
 
 OmegaConf.register_new_resolver("vae_lab.decoder_features", decoder_features, replace=True)
+OmegaConf.register_new_resolver("vae_lab.product", lambda a, b: int(a) * int(b), replace=True)

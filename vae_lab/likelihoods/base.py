@@ -9,10 +9,36 @@ mean is a point of the data space, for which the per-dimension MSE is reported
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 # The kinds of data a data config can declare (`type:` in conf/data/*.yaml).
 DATA_TYPES = ("binary", "8bit", "continuous", "token_sequence", "word_counts")
+
+
+class PixelwiseLinear(nn.Module):
+    """The same linear map at every pixel (a 1×1 convolution): features (…, C·D), C channels
+    per pixel flattened channel-major, -> (…, k·D), k outputs per pixel, output-major."""
+
+    def __init__(self, in_features: int, dim: int, outputs_per_pixel: int = 1):
+        super().__init__()
+        if in_features % dim:
+            raise ValueError(f"per-pixel head: {in_features} features are not a whole number per pixel of {dim}")
+        self.channels, self.dim = in_features // dim, dim
+        self.linear = nn.Linear(self.channels, outputs_per_pixel)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        lead = features.shape[:-1]
+        per_pixel = features.reshape(*lead, self.channels, self.dim).transpose(-1, -2)  # (…, D, C)
+        return self.linear(per_pixel).transpose(-1, -2).reshape(*lead, -1)
+
+
+def head(in_features: int, dim: int, outputs_per_pixel: int = 1, pixelwise: bool = False) -> nn.Module:
+    """The likelihood's map from decoder features to its parameters: dense (MLP decoders) or the
+    same map at every pixel (conv decoders, ``pixelwise``)."""
+    if pixelwise:
+        return PixelwiseLinear(in_features, dim, outputs_per_pixel)
+    return nn.Linear(in_features, outputs_per_pixel * dim)
 
 
 class Likelihood(nn.Module):

@@ -6,10 +6,9 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.distributions import Bernoulli, Distribution, Independent
 
-from vae_lab.likelihoods.base import Likelihood
+from vae_lab.likelihoods.base import Likelihood, head
 
 
 class FastBernoulli(Bernoulli):
@@ -26,9 +25,9 @@ class BernoulliLikelihood(Likelihood):
     data_types = ("binary",)
     has_data_space_mean = True
 
-    def __init__(self, in_features: int, dim: int, min_prob: float = 1e-5):
+    def __init__(self, in_features: int, dim: int, min_prob: float = 1e-5, pixelwise: bool = False):
         super().__init__()
-        self.head = nn.Linear(in_features, dim)
+        self.head = head(in_features, dim, pixelwise=pixelwise)
         self.max_logit = math.log((1 - min_prob) / min_prob)
 
     def forward(self, features: torch.Tensor) -> Distribution:

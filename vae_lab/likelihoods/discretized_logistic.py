@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.distributions import Distribution, Independent
 
 from vae_lab.distributions.discretized_logistic import DiscretizedLogistic
-from vae_lab.likelihoods.base import Likelihood
+from vae_lab.likelihoods.base import Likelihood, head
 
 
 class DiscretizedLogisticLikelihood(Likelihood):
@@ -17,9 +16,9 @@ class DiscretizedLogisticLikelihood(Likelihood):
     has_data_space_mean = True
     reports_bits_per_dim = True
 
-    def __init__(self, in_features: int, dim: int, num_bins: int = 256):
+    def __init__(self, in_features: int, dim: int, num_bins: int = 256, pixelwise: bool = False):
         super().__init__()
-        self.head = nn.Linear(in_features, 2 * dim)
+        self.head = head(in_features, dim, outputs_per_pixel=2, pixelwise=pixelwise)
         self.num_bins = num_bins
 
     def forward(self, features: torch.Tensor) -> Distribution:

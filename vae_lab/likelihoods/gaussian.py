@@ -16,18 +16,20 @@ import torch
 from torch import nn
 from torch.distributions import Distribution, Independent, Normal
 
-from vae_lab.likelihoods.base import Likelihood
+from vae_lab.likelihoods.base import Likelihood, head
 
 
 class GaussianLikelihood(Likelihood):
     data_types = ("continuous",)
     has_data_space_mean = True
 
-    def __init__(self, in_features: int, dim: int, learn_variance: bool = True, gamma: float = 1.0):
+    def __init__(
+        self, in_features: int, dim: int, learn_variance: bool = True, gamma: float = 1.0, pixelwise: bool = False
+    ):
         super().__init__()
         if not gamma > 0:
             raise ValueError(f"likelihood.gamma={gamma}: the decoder variance must be > 0")
-        self.head = nn.Linear(in_features, dim)
+        self.head = head(in_features, dim, pixelwise=pixelwise)
         log_gamma = torch.tensor(math.log(gamma))
         if learn_variance:
             self.log_gamma = nn.Parameter(log_gamma)
