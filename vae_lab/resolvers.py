@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -49,3 +50,4 @@ def decoder_features(hidden: int, latent: int, skip_z: bool) -> int:
 
 OmegaConf.register_new_resolver("vae_lab.decoder_features", decoder_features, replace=True)
 OmegaConf.register_new_resolver("vae_lab.product", lambda a, b: int(a) * int(b), replace=True)
+OmegaConf.register_new_resolver("vae_lab.isqrt", lambda n: math.isqrt(int(n)), replace=True)
