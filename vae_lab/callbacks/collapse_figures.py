@@ -18,12 +18,12 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
-from vae_lab.callbacks.latent_space import _pyplot
 from vae_lab.callbacks.media import log_figure
+from vae_lab.plotting import pyplot, save_figure
 
 
 def save_collapse_heatmaps(path: Path, history: list[dict], threshold: float) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.colors import LogNorm
 
     epochs = [h["epoch"] for h in history]
@@ -40,22 +40,16 @@ def save_collapse_heatmaps(path: Path, history: list[dict], threshold: float) ->
     image = axes[1].imshow(scale, aspect="auto", cmap="magma", vmin=0, vmax=max(1.0, float(scale.max())), extent=extent)
     fig.colorbar(image, ax=axes[1], label="mean posterior σ")
     axes[1].set(xlabel="epoch", title="posterior σ_d (1 = the prior's)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return path
 
 
 def save_sigma_histogram(path: Path, scales: torch.Tensor) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.hist(scales.flatten().numpy(), bins=100, range=(0, max(1.05, float(scales.max()))), color="tab:purple")
     ax.set(xlabel="posterior σ_z (every test example and dimension)", ylabel="count", title="test posteriors' σ_z")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 

@@ -16,22 +16,16 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from vae_lab.callbacks.images import image_grid, save_grid
 from vae_lab.callbacks.media import log_image
+from vae_lab.plotting import pyplot, save_figure
 from vae_lab.run_folder import LOG_LIKELIHOODS_FILE
 
 
 def save_histogram(path: Path, log_likelihoods: np.ndarray, title: str, bins: int = 100) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.hist(log_likelihoods, bins=bins, color="tab:blue", alpha=0.8)
     ax.set(xlabel="test log-likelihood per example (nats)", ylabel="examples", title=title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 

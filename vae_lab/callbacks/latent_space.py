@@ -22,17 +22,9 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from vae_lab.callbacks.media import log_figure
 from vae_lab.metrics.holes import PER_DIMENSION
+from vae_lab.plotting import pyplot, save_figure
 from vae_lab.rng import seeded_stream
 from vae_lab.run_folder import RunFolder
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def principal_axes(points: torch.Tensor, k: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -44,7 +36,7 @@ def principal_axes(points: torch.Tensor, k: int = 2) -> tuple[torch.Tensor, torc
 
 
 def save_pca_figure(path: Path, means: torch.Tensor, prior_samples: torch.Tensor) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     centre, axes, share = principal_axes(means.double())
     fig, ax = plt.subplots(figsize=(5, 4.5))
     project = lambda z: ((z.double() - centre) @ axes.T).numpy()  # noqa: E731
@@ -59,15 +51,12 @@ def save_pca_figure(path: Path, means: torch.Tensor, prior_samples: torch.Tensor
     labels = [f"PC{i + 1} ({100 * float(s):.0f} % of the means' variance)" for i, s in enumerate(share)]
     ax.set(xlabel=labels[0], ylabel=labels[1] if len(labels) > 1 else "", title="latent space: posteriors vs prior")
     ax.legend(loc="upper right", fontsize=7, markerscale=4)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
 def save_kl_bars(path: Path, to_prior: list[float], from_prior: list[float], threshold: float) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     dims = range(len(to_prior))
     floor = 1e-4  # log axis: values below it (and rounding noise below 0) sit on the floor
     fig, ax = plt.subplots(figsize=(max(5, 0.25 * len(to_prior) + 2), 3.5))
@@ -83,10 +72,7 @@ def save_kl_bars(path: Path, to_prior: list[float], from_prior: list[float], thr
         title=f"aggregate posterior vs prior per dimension: CU({threshold:g}) = {covered} of {len(from_prior)}",
     )
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 

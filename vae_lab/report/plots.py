@@ -7,16 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vae_lab.plotting import pyplot, save_figure
 from vae_lab.report.tables import Label, Metric, Reference, Table
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_tables(
@@ -24,7 +16,7 @@ def plot_tables(
 ) -> None:
     """One panel per table: each metric column (those named by ``keys``, default all) against the
     rows (error bars: std over seeds), dashed where the table shows reference values."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3.8), squeeze=False)
     for ax, table in zip(axes[0], tables, strict=True):
         with_reference = {c.of for c in table.columns if isinstance(c, Reference)}
@@ -55,9 +47,7 @@ def plot_tables(
         labels = ", ".join(c.title for c in table.columns if isinstance(c, Label))
         ax.set(xlabel=labels, ylabel=ylabel or table.quantity, title=table.name)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_log_likelihoods(path: Path, runs: list[tuple[str, int, str, np.ndarray]]) -> bool:
@@ -68,7 +58,7 @@ def plot_log_likelihoods(path: Path, runs: list[tuple[str, int, str, np.ndarray]
         groups[dataset, latent].append((legend, values))
     if not groups:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     datasets = sorted({d for d, _ in groups})
     latents = sorted({latent for _, latent in groups})
     fig, axes = plt.subplots(
@@ -84,7 +74,5 @@ def plot_log_likelihoods(path: Path, runs: list[tuple[str, int, str, np.ndarray]
             ax.hist(values, bins=bins, histtype="step", linewidth=1.5, label=legend)
         ax.set(title=f"{dataset}, latent {latent}", xlabel="test log-likelihood (nats)", ylabel="examples")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
