@@ -149,6 +149,8 @@ def main() -> None:
                 float(ours["kl_prior_to_aggregate"]) / reference["kl_prior_to_aggregate"] - 1
             ),
             "per_dim_max_relative_difference": float(((ours_dims - ref_dims).abs() / ref_dims.abs()).max()),
+            "per_dim_max_absolute_difference": float((ours_dims - ref_dims).abs().max()),
+            "per_dim_smallest_kl": float(ref_dims.abs().min()),
             "cu_0.03": float(ours["cu_0.03"]),
         },
         "config": {"vocab": VOCAB, "embedding": EMB, "hidden": HIDDEN, "latent": LATENT, "batch": BATCH},

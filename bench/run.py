@@ -255,7 +255,9 @@ def _density_gap_lines(dg: dict | None) -> list[str]:
         f"vs the paper's loop {holes['paper_loop_s']:.1f} s = {holes['speedup']:.1f}x "
         f"(target >= 10x); joint KL(p||q_agg) {holes['ours_joint_kl']:.4f} vs {holes['paper_loop_joint_kl']:.4f} "
         f"(rel. diff {holes['joint_relative_difference']:.1e}), per-dimension max rel. diff "
-        f"{holes['per_dim_max_relative_difference']:.1e}",
+        f"{holes['per_dim_max_relative_difference']:.1e} (max abs. diff "
+        f"{holes.get('per_dim_max_absolute_difference', float('nan')):.1e} nats, smallest KL "
+        f"{holes.get('per_dim_smallest_kl', float('nan')):.1e})",
     ]
 
 

@@ -15,6 +15,7 @@ from vae_lab.latents.gaussian import GaussianLatent
 from vae_lab.latents.vmf import VonMisesFisherLatent
 from vae_lab.metrics.holes import LatentHoles
 from vae_lab.metrics.latent import MutualInformation
+from vae_lab.rng import seeded_stream
 
 
 def gaussian_model(latent_dim: int):
@@ -74,6 +75,26 @@ def test_the_compiled_kernel_gives_the_eager_values():
     for key in ("kl_prior_to_aggregate", "kl_aggregate_to_prior", "cu_0.03"):
         assert compiled[key] == pytest.approx(eager[key], rel=1e-5, abs=1e-6)
     assert compiled["kl_prior_to_aggregate_per_dim"] == pytest.approx(eager["kl_prior_to_aggregate_per_dim"], rel=1e-4)
+
+
+def test_nearly_collapsed_dimensions_keep_their_small_kls_to_float64_accuracy():
+    """A dimension with KL(p_d ‖ q_agg,d) ~ 1e-5 nats: float32 rounding of the ~9-nat constants
+    (log N, log 2π) or of a long float32 sum would shift it by ~1e-7, a percent of its value."""
+    torch.manual_seed(3)
+    n, spread = 2000, torch.tensor([0.003, 0.03, 0.8])
+    mean = torch.randn(n, 3) * spread
+    log_scale = 0.5 * torch.log1p(-(spread**2)) + 0.01 * torch.randn(n, 3)
+    features = torch.cat([mean, log_scale], 1)
+    model = gaussian_model(3)
+    metric = LatentHoles(prior_samples=64 * 50, chunk_size=64, compile=True)
+    metric.update(model=model, x=features)
+    kl_dims = metric.compute()["kl_prior_to_aggregate_per_dim"].double()
+    with seeded_stream(0, features.device):  # the prior samples the metric drew
+        z = model.prior().sample((64 * 50,)).double()
+    components = Normal(mean.double(), log_scale.double().exp())
+    log_q = torch.logsumexp(components.log_prob(z.unsqueeze(1)), 1) - math.log(n)
+    reference = (Normal(0.0, 1.0).log_prob(z) - log_q).mean(0)
+    assert (kl_dims - reference).abs().max() < 4e-8  # the float32 constants gave 1.5e-7
 
 
 def vmf_model(latent_dim: int, kappa: float):

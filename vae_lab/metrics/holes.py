@@ -100,14 +100,14 @@ class LatentHoles(Metric):
             z_aggregate = q.sample((per_posterior,)).reshape(-1, z_prior.shape[-1])
         out = {}
         if latent.has_kl_per_dimension:
-            kl_dims = (latent.log_density_factors(prior, z_prior) - self._per_dimension_log_aggregate(q, z_prior)).mean(
-                0
-            )
+            log_p = latent.log_density_factors(prior, z_prior).double()
+            kl_dims = (log_p - self._per_dimension_log_aggregate(q, z_prior)).mean(0).float()
             out["kl_prior_to_aggregate_per_dim"] = kl_dims
             out |= {cu_name(t): (kl_dims < t).sum().float() for t in self.thresholds}
             z = z_aggregate[:AGGREGATE_DIMENSION_SAMPLES]
             log_q = self._per_dimension_log_aggregate(q, z)
-            out["kl_aggregate_to_prior_per_dim"] = (log_q - latent.log_density_factors(prior, z)).mean(0)
+            log_p = latent.log_density_factors(prior, z).double()
+            out["kl_aggregate_to_prior_per_dim"] = (log_q - log_p).mean(0).float()
         log_p = prior.log_prob(z_prior).double()
         out["kl_prior_to_aggregate"] = (log_p - self._joint_log_aggregate(q, z_prior)).mean().float()
         log_q = self._joint_log_aggregate(q, z_aggregate)
@@ -126,40 +126,45 @@ class LatentHoles(Metric):
         return torch.cat(log_mixture).double() - math.log(n)
 
     def _per_dimension_log_aggregate(self, q, z: torch.Tensor) -> torch.Tensor:
-        """log q_agg,d(z_d) (n, L): the 1-D mixtures of N Gaussians, one per dimension."""
+        """log q_agg,d(z_d) (n, L), float64: the 1-D mixtures of N Gaussians, one per dimension."""
         # The families with per-dimension marginals are the diagonal Gaussians (GaussianLatent and
-        # its BN/δ variants). log N(z; μ, σ) = c − ½ (a z + b)² with a = 1/σ, b = −μ/σ.
+        # its BN/δ variants). log N(z; μ, σ) = −log σ − ½ ((z − μ)/σ)² + const; the constants
+        # (−½ log 2π − log N, ~9 nats) are added in float64 at the end: folded into each float32
+        # term their rounding (~5e-7 nats) would bias a nearly-collapsed dimension's KL (~1e-4).
         loc, scale = q.base_dist.loc, q.base_dist.scale  # (N, L)
-        a, b = scale.reciprocal(), -loc / scale
-        c = -scale.log() - 0.5 * math.log(2 * math.pi) - math.log(loc.shape[0])
+        inverse_scale, log_weight = scale.reciprocal(), -scale.log()
         # One pass instead of logsumexp's two: every term is scaled by e^-shift with shift_d =
-        # max_k c_kd, so no term exceeds 1. Where a sample lies so far from every component that
-        # the scaled sum underflows, its row is redone with the exact logsumexp.
-        shift = c.amax(0)
+        # max_k log_weight_kd, so no term exceeds 1. Where a sample lies so far from every
+        # component that the scaled sum underflows, its row is redone with the exact logsumexp.
+        shift = log_weight.amax(0)
         kernel = _per_dimension_kernel
         if worth_compiling(self.compile, z.device.type, long_enough=len(z) >= 50 * self.chunk_size):
             kernel = _compiled_kernel()
         sums = torch.cat(
             [
-                (kernel if len(chunk) == self.chunk_size else _per_dimension_kernel)(chunk, a, b, c - shift)
+                (kernel if len(chunk) == self.chunk_size else _per_dimension_kernel)(
+                    chunk, loc, inverse_scale, log_weight - shift
+                )
                 for chunk in z.split(self.chunk_size)
             ]
         )
-        log_q = sums.log() + shift
+        log_q = sums.double().log() + shift.double()
         far = (sums < UNDERFLOW).any(-1)
         if far.any():
-            standardised = z[far].unsqueeze(1) * a + b
-            log_q[far] = torch.logsumexp(c - 0.5 * standardised.square(), dim=1)
-        return log_q
+            standardised = (z[far].unsqueeze(1) - loc) * inverse_scale
+            log_q[far] = torch.logsumexp(log_weight - 0.5 * standardised.square(), dim=1).double()
+        return log_q - 0.5 * math.log(2 * math.pi) - math.log(loc.shape[0])
 
 
 UNDERFLOW = 1e-30  # a scaled mixture density this small has lost precision to float32 underflow
 
 
-def _per_dimension_kernel(z: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """Σ_k exp(c_kd − ½ (a_kd z_d + b_kd)²) for samples z (n, L) and components (N, L) -> (n, L)."""
-    standardised = z.unsqueeze(1) * a + b  # (n, N, L)
-    return torch.exp(c - 0.5 * standardised.square()).sum(1)
+def _per_dimension_kernel(
+    z: torch.Tensor, loc: torch.Tensor, inverse_scale: torch.Tensor, log_weight: torch.Tensor
+) -> torch.Tensor:
+    """Σ_k exp(w_kd − ½ ((z_d − μ_kd) / σ_kd)²) for samples z (n, L) and components (N, L) -> (n, L)."""
+    standardised = (z.unsqueeze(1) - loc) * inverse_scale  # (n, N, L)
+    return torch.exp(log_weight - 0.5 * standardised.square()).sum(1, dtype=torch.float64)
 
 
 _COMPILED = None
