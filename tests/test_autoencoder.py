@@ -3,12 +3,15 @@ exists for a deterministic model."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.distributions import Independent, Normal
 
 from tests.conftest import cli_in_process, read_metrics
+from vae_lab.data.images import load_synthetic
 from vae_lab.latents.gaussian import GaussianLatent
 from vae_lab.objectives import Autoencoder, Terms
+from vae_lab.restore import load
 
 COMMON = ["data=synthetic", "trainer.max_epochs=3", "latent=4", "eval.iw_samples_test=20", "eval.hole_samples=500"]
 
@@ -28,7 +31,7 @@ def test_the_autoencoder_decodes_the_posterior_mean_and_minimises_the_reconstruc
 
 def test_autoencoder_runs_report_only_what_exists_and_reconstruct_better_than_the_vae(tmp_path, monkeypatch, capsys):
     for name, objective in (("ae", "objective=autoencoder"), ("vae", "objective=elbo")):
-        args = [*COMMON, objective, f"hydra.run.dir={tmp_path / name}"]
+        args = [*COMMON, objective, "eval.train_set=true", f"hydra.run.dir={tmp_path / name}"]
         assert cli_in_process(args, tmp_path, monkeypatch, capsys)[0] == 0
     ae, vae = read_metrics(tmp_path / "ae"), read_metrics(tmp_path / "vae")
     assert {"test/recon", "test/mse", "test/active_units"} <= ae.keys()
@@ -37,6 +40,14 @@ def test_autoencoder_runs_report_only_what_exists_and_reconstruct_better_than_th
     assert all(v == v for v in ae.values())
     assert ae["test/recon"] < vae["test/recon"] and ae["test/mse"] < vae["test/mse"]
     assert (tmp_path / "ae" / "checkpoints" / "best.ckpt").exists()  # checkpoints follow val/recon
+    # eval.train_set: the training error the paper plots, recomputed from the evaluated weights.
+    model = load(tmp_path / "ae" / "checkpoints" / "best.ckpt").eval()
+    train = load_synthetic().train
+    with torch.no_grad():
+        terms, _ = model.terms(train)
+    assert ae["train_set/mse"] == pytest.approx(float((terms.px.mean - train).square().mean()), rel=1e-5)
+    assert ae["train_set/recon"] == pytest.approx(float(-terms.log_px.mean()), rel=1e-5)
+    assert "train_set/nll" not in vae and "train_set/kl" in vae  # no importance sampling of the training set
     assert not list((tmp_path / "ae" / "media").glob("samples_*.png"))  # no prior to sample
     assert list((tmp_path / "vae" / "media").glob("samples_*.png"))
 

@@ -383,12 +383,12 @@ def test_collapse_depth_jobs_give_the_ae_vs_vae_table_by_depth(tmp_path):
             "decoder": {"_target_": "vae_lab.nets.mlp.MLP", "depth": depth},
         }
         (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
-        metrics = {"test/mse": mse, "test/recon": -100.0, "test/active_units": 20.0}
+        metrics = {"train_set/mse": mse - 0.001, "test/mse": mse, "test/recon": -100.0, "test/active_units": 20.0}
         if objective == "vae":
             metrics |= {"test/kl": 10.0 + depth, "test/collapsed_dims": float(depth), "test/gamma": mse}
         (job / "metrics.json").write_text(json.dumps({"metrics": metrics, "epochs": 5, "steps": 500}))
     markdown = report([sweep])
     assert "fashion_mnist_continuous, MLP nets" in markdown
-    assert "| 1 | 0.0200 | 0.0300 | 11.00 | 20.0 | 1.0 | 0.0300 |" in markdown
-    assert "| 4 | 0.0180 | 0.0320 | 14.00 | 20.0 | 4.0 | 0.0320 |" in markdown
+    assert "| 1 | 0.0190 | 0.0290 | 0.0200 | 0.0300 | 11.00 | 20.0 | 1.0 | 0.0300 |" in markdown
+    assert "| 4 | 0.0170 | 0.0310 | 0.0180 | 0.0320 | 14.00 | 20.0 | 4.0 | 0.0320 |" in markdown
     assert (sweep / "report_collapse.png").exists() and (sweep / "report_collapse.csv").exists()

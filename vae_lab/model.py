@@ -35,7 +35,7 @@ from vae_lab.objectives.base import Objective, Terms
 from vae_lab.restore import CONFIG_KEY
 from vae_lab.rng import seeded_stream
 
-EVAL_STAGES = ("val", "test")
+EVAL_STAGES = ("val", "test", "train_set")  # train_set: the training data scored after fit (eval.train_set)
 log = logging.getLogger(__name__)
 
 
@@ -151,7 +151,7 @@ class VAEModule(L.LightningModule):
         self.latent_holes = (
             LatentHoles(hole_samples, seed=eval_seed, compile=compile) if hole_samples > 0 and measurable else None
         )
-        self.iw_samples = {"val": iw_samples_val, "test": iw_samples_test}
+        self.iw_samples = {"val": iw_samples_val, "test": iw_samples_test, "train_set": 0}
         self.iw_chunk_size = iw_chunk_size
         self.eval_seed = eval_seed
         self.eval_compile = compile
@@ -314,8 +314,12 @@ class VAEModule(L.LightningModule):
         return self.optimizer_factory(self.parameters())
 
     # --- evaluation -----------------------------------------------------------------------
+    # Lightning's validate loop scores both the validation set and, after fit, the training set
+    # (eval.train_set); this names the stage its metrics are logged under.
+    validation_stage = "val"
+
     def validation_step(self, batch, batch_idx):
-        self._evaluate(batch, "val")
+        self._evaluate(batch, self.validation_stage)
 
     def _dimension_summary(self, stage: str) -> dict | None:
         """The stage's per-dimension statistics (gathered over processes), logging the collapsed count."""
@@ -328,7 +332,7 @@ class VAEModule(L.LightningModule):
         return {k: v.cpu() for k, v in statistics.items()}
 
     def on_validation_epoch_end(self) -> None:
-        summary = self._dimension_summary("val")
+        summary = self._dimension_summary(self.validation_stage)
         if summary is not None and not self.trainer.sanity_checking and self.trainer.state.fn == "fit":
             self.dimension_history.append({"epoch": self.current_epoch, "kl": summary["kl"], "scale": summary["scale"]})
 

@@ -100,6 +100,8 @@ def validate_eval(eval_cfg: DictConfig) -> None:
     if not _int_at_least(eval_cfg.iw_chunk_size, 1):
         raise ConfigError(f"eval.iw_chunk_size={eval_cfg.iw_chunk_size}: must be a positive integer")
     _check_compile_setting("eval.compile", eval_cfg.get("compile", AUTO))
+    if not isinstance(eval_cfg.get("train_set", False), bool):
+        raise ConfigError(f"eval.train_set={eval_cfg.train_set}: must be true or false")
 
 
 def _check_compile_setting(name: str, value: object) -> None:
@@ -255,6 +257,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, **weights_only),
     ):
         metrics.update({k: float(v) for k, v in results[0].items()})
+    if cfg.eval.get("train_set"):
+        metrics.update(score_training_set(trainer, model, datamodule, ckpt, weights_only))
 
     if trainer.is_global_zero:
         folder.write_summary(
@@ -272,6 +276,19 @@ def run(cfg: DictConfig) -> dict[str, float]:
         if isinstance(logger, WandbLogger):
             logger.experiment.finish()  # one W&B run per job, also inside --multirun
     return metrics
+
+
+def score_training_set(trainer: L.Trainer, model, datamodule, ckpt: str | None, weights_only: dict) -> dict:
+    """The training set's reconstruction error and the rest of the evaluation metrics (no
+    importance sampling), logged as train_set/...: the error the optimiser actually reached."""
+    log.info("eval.train_set=true: scoring the training set (%d examples)", len(datamodule.splits.train))
+    model.validation_stage = "train_set"
+    try:
+        loader = datamodule.train_set_dataloader()
+        results = trainer.validate(model, dataloaders=loader, ckpt_path=ckpt, verbose=False, **weights_only)
+    finally:
+        model.validation_stage = "val"
+    return {k: float(v) for k, v in results[0].items()}
 
 
 def print_metrics(metrics: dict[str, float], title: object) -> None:

@@ -183,3 +183,11 @@ class TensorDataModule(L.LightningDataModule):
 
     def test_dataloader(self):
         return self._eval_loader(self.splits.test)
+
+    def train_set_dataloader(self):
+        """The training set in evaluation order, for its reconstruction error (``eval.train_set``);
+        dynamically binarised data is binarised once with a fixed seed, as valid and test are."""
+        data = self.splits.train
+        if self.dynamic_binarization:
+            data = dynamic_binarisation(data, torch.Generator(device=data.device).manual_seed(self.seed + 1))
+        return self._eval_loader(data)
