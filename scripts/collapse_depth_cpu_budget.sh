@@ -6,5 +6,5 @@
 # (finished jobs are skipped). Then:  python -m vae_lab.report multirun/collapse_depth_cpu
 set -euo pipefail
 ROOT=${1:-multirun/collapse_depth_cpu}
-python -m vae_lab.train --multirun experiment=collapse_depth trainer.max_epochs=10 data.module.limit_train=null \
+${PYTHON:-python} -m vae_lab.train --multirun experiment=collapse_depth trainer.max_epochs=10 data.module.limit_train=null \
   objective=autoencoder,elbo decoder.depth=1,2,4,6,8,10 hydra.sweep.dir="$ROOT/mlp"

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import open_dict
 
 from vae_lab.config import compose_with_hydra, task_config
@@ -97,3 +98,19 @@ def pytest_collection_modifyitems(config, items):
     """Slow (multi-process, end-to-end) tests first: with `-n 2` (make test) the long ones then
     overlap each other and the many short ones fill the end, instead of one long test finishing last."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def assert_same_training(one: Path, ddp: Path, steps: int) -> None:
+    """Two run folders (one process, DDP) hold the same training: steps, final weights, metrics."""
+    from vae_lab.restore import load
+
+    for run in (one, ddp):
+        assert json.loads((run / "metrics.json").read_text())["steps"] == steps
+    weights = [load(run / "checkpoints" / "last.ckpt").state_dict() for run in (one, ddp)]
+    assert weights[0].keys() == weights[1].keys()
+    for name, value in weights[0].items():
+        torch.testing.assert_close(weights[1][name], value, rtol=1e-4, atol=1e-4, msg=name)
+    single, multi = read_metrics(one), read_metrics(ddp)
+    assert single.keys() == multi.keys()
+    for name in single:
+        assert multi[name] == pytest.approx(single[name], rel=1e-4, abs=1e-4), name

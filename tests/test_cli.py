@@ -7,7 +7,7 @@ import json
 import pytest
 
 import vae_lab
-from tests.conftest import cli_in_process, needs_real_data, read_metrics, run_cli
+from tests.conftest import assert_same_training, cli_in_process, needs_real_data, read_metrics, run_cli
 
 SMALL = ["eval.iw_samples_val=5", "eval.iw_samples_test=50", "callbacks.media.every_n_epochs=1"]
 
@@ -67,28 +67,24 @@ def test_missing_data_file_gives_a_clear_error(tmp_path, monkeypatch, capsys):
     assert "Traceback" not in err
 
 
+@needs_real_data
 @pytest.mark.slow
-def test_ddp_cpu_test_metrics_equal_single_process(tmp_path, monkeypatch, capsys):
-    common = ["data=synthetic", *SMALL, "eval.iw_samples_val=20", "eval.iw_samples_test=100"]
-    # Odd sizes: 7 eval batches of 70, dealt unevenly to the 2 processes.
+def test_ddp_cpu_training_and_evaluation_equal_one_process(tmp_path, monkeypatch, capsys):
+    """The batch size is the global one and every process uses its share of the single-process
+    noise (dynamic binarisation, ε): 200 steps on two processes end at one process's weights and
+    test metrics. Odd evaluation sizes: 7 batches of 70, dealt unevenly to the 2 processes."""
+    common = ["data=mnist", *SMALL, "eval.iw_samples_val=20", "eval.iw_samples_test=100", "eval.hole_samples=2000"]
+    common += ["data.module.limit_train=1000", "data.module.batch_size=20", "trainer.max_epochs=4"]
     common += ["data.module.limit_valid=490", "data.module.limit_test=490", "data.module.eval_batch_size=70"]
-    train = [*common, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'train'}"]
-    assert cli_in_process(train, tmp_path, monkeypatch, capsys)[0] == 0  # one process: no subprocess needed
-    ckpt = tmp_path / "train" / "checkpoints" / "best.ckpt"
-    evaluate = [*common, "train=false", f"ckpt_path={ckpt}"]
-    assert cli_in_process([*evaluate, f"hydra.run.dir={tmp_path / 'one'}"], tmp_path, monkeypatch, capsys)[0] == 0
-    ddp_run = run_cli([*evaluate, "trainer=ddp_cpu", f"hydra.run.dir={tmp_path / 'ddp'}"], cwd=tmp_path)
+    assert cli_in_process([*common, f"hydra.run.dir={tmp_path / 'one'}"], tmp_path, monkeypatch, capsys)[0] == 0
+    ddp_run = run_cli([*common, "trainer=ddp_cpu", f"hydra.run.dir={tmp_path / 'ddp'}"], cwd=tmp_path)
     assert "MEMBER: 2/2" in ddp_run.stdout + ddp_run.stderr  # really two processes
-    single, ddp = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "ddp")
-    assert single.keys() == ddp.keys()
-    for name in single:
-        assert ddp[name] == pytest.approx(single[name], rel=1e-5, abs=1e-5), name
-    assert single == pytest.approx(read_metrics(tmp_path / "train"), rel=1e-5)  # same weights as the best ckpt
+    assert_same_training(tmp_path / "one", tmp_path / "ddp", steps=200)
 
 
 @pytest.mark.slow
 def test_ddp_cpu_training_with_steps_per_call_equals_one_batch_per_call(tmp_path):
-    # 1000 examples over 2 processes: 5 batches each, in groups of 3 and 2 with steps_per_call=3.
+    # 1000 examples, 10 global batches of 100 per epoch (50 per process), in groups of 3, 3, 3, 1.
     common = ["data=synthetic", *SMALL, "data.module.limit_train=1000", "trainer=ddp_cpu", "trainer.max_epochs=2"]
     for steps_per_call in (1, 3):
         run_cli(
@@ -97,4 +93,4 @@ def test_ddp_cpu_training_with_steps_per_call_equals_one_batch_per_call(tmp_path
         )
     one, grouped = read_metrics(tmp_path / "1"), read_metrics(tmp_path / "3")
     assert one.keys() == grouped.keys() and one == grouped
-    assert json.loads((tmp_path / "3" / "metrics.json").read_text())["steps"] == 10
+    assert json.loads((tmp_path / "3" / "metrics.json").read_text())["steps"] == 20  # 10 global batches per epoch

@@ -91,15 +91,39 @@ def test_eval_batches_cover_each_example_once_across_ranks(world_size):
     assert sorted(batch_ids) == list(range(11))  # same global batches as one process
 
 
-def test_train_batches_are_even_across_ranks_and_reshuffled_per_epoch():
-    data = torch.arange(1050).float().unsqueeze(1)
+def test_under_ddp_each_process_takes_its_share_of_the_single_process_batches_and_their_noise():
+    from vae_lab.data.datamodule import dynamic_binarisation
+
+    data = torch.rand(1050, 3)
     epoch = {"n": 0}
-    loaders = [IndexBatches(data, 100, True, seed=1, epoch_fn=lambda: epoch["n"], rank=r, world_size=2) for r in (0, 1)]
-    first = [torch.cat([x for group, _ in loader for x in group]) for loader in loaders]
-    assert len(first[0]) == len(first[1]) == 525 and len(loaders[0]) == 6
-    assert not set(first[0].flatten().tolist()) & set(first[1].flatten().tolist())  # disjoint shards
+
+    def batches(rank=0, world_size=1, batch_size=100):
+        loader = IndexBatches(
+            data,
+            batch_size,
+            True,
+            seed=1,
+            epoch_fn=lambda: epoch["n"],
+            rank=rank,
+            world_size=world_size,
+            transform=dynamic_binarisation,
+        )
+        return len(loader), [(x, index) for (x,), index in loader]  # training groups of one batch
+
+    count, single = batches()
+    for world_size in (2, 4):
+        shares = [batches(rank, world_size) for rank in range(world_size)]
+        # The batch size is the global one; the last batch (50) splits in 2, not in 4: left out.
+        expected = [b for b in single if b[0].shape[0] % world_size == 0]
+        assert all(n == len(expected) == len(got) for n, got in shares)
+        for step, (x, index) in enumerate(expected):
+            assert all(got[step][1] == index for _, got in shares)
+            assert torch.equal(torch.cat([got[step][0] for _, got in shares]), x)  # binarisation noise too
+    assert count == 11 and len(expected) == 10
+    with pytest.raises(ValueError, match="global batch.*multiple of 4"):
+        batches(0, 4, batch_size=90)
     epoch["n"] = 1
-    assert not torch.equal(torch.cat([x for group, _ in loaders[0] for x in group]), first[0])
+    assert not torch.equal(batches()[1][0][0], single[0][0])  # reshuffled per epoch
 
 
 def test_dynamic_binarisation_resamples_each_epoch():
@@ -140,8 +164,8 @@ def test_grouped_training_batches_are_the_ungrouped_batches_in_the_same_order():
     assert [i for _, i in grouped] == [0, 4, 8]  # each group carries its first batch's index
     flat = [x for group, _ in grouped for x in group]
     assert len(flat) == len(single) and all(torch.equal(a, b) for a, (b, _) in zip(flat, single, strict=True))
-    # Under DDP each process groups its own share: 525 examples, 6 batches, per rank.
-    assert [len(g) for g, _ in loader(4, rank=1, world_size=2)] == [4, 2]
+    # Under DDP each process groups its shares of the 11 global batches (50 + 25 examples).
+    assert [len(g) for g, _ in loader(4, rank=1, world_size=2)] == [4, 4, 3]
     # Evaluation batches are never grouped.
     assert len(IndexBatches(data, 100, False, steps_per_call=4)) == 11
     with pytest.raises(ValueError, match="steps_per_call=0"):

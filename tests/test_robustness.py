@@ -84,7 +84,7 @@ def test_ddp_inside_multirun_runs_each_job_once(tmp_path):
     assert jobs == ["0", "1"]  # the ranks did not re-launch the sweep
     for job, latent in (("0", 2), ("1", 3)):
         summary = json.loads((sweep / job / "metrics.json").read_text())
-        assert summary["steps"] == 10  # 2000 examples / (2 processes x batch 100)
+        assert summary["steps"] == 20  # 2000 examples / a global batch of 100 (50 per process)
         assert f"latent: {latent}" in (sweep / job / ".hydra" / "config.yaml").read_text()
     assert result.stdout.count("MEMBER: 2/2") + result.stderr.count("MEMBER: 2/2") == 2
 

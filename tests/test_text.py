@@ -78,8 +78,17 @@ def test_bucket_batches_deal_every_eval_example_once_and_train_evenly():
     assert sorted(covered.tolist()) == list(range(103))
     batch, _ = next(iter(ranks[0]))
     assert (batch != PAD).sum(-1).max() - (batch != PAD).sum(-1).min() <= 3  # length buckets
-    train = [BucketBatches(data, 10, shuffle=True, seed=1, rank=r, world_size=2) for r in (0, 1)]
-    assert len(train[0]) == len(train[1]) == len(train[0]._batches()) == 5
+    # Training under DDP: each process takes its half of every single-process batch, padded to the
+    # batch's longest sentence (so noise drawn for the global batch has one shape); the partial
+    # batch of 3 does not halve and is left out.
+    single = [(x, i) for (x,), i in BucketBatches(data, 10, shuffle=True, seed=1)]
+    shares = [
+        [(x, i) for (x,), i in BucketBatches(data, 10, shuffle=True, seed=1, rank=r, world_size=2)] for r in (0, 1)
+    ]
+    whole = [(x, i) for x, i in single if len(x) == 10]
+    assert len(single) == 11 and len(shares[0]) == len(shares[1]) == len(whole) == 10
+    for (x, i), (a, ia), (b, ib) in zip(whole, *shares, strict=True):
+        assert i == ia == ib and torch.equal(torch.cat([a, b]), x)
 
 
 def test_uniform_decoder_has_perplexity_equal_to_the_vocabulary_size():

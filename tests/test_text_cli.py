@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import cli_in_process, compose_config, data_root, read_metrics, run_cli
+from tests.conftest import assert_same_training, cli_in_process, compose_config, data_root, read_metrics, run_cli
 
 needs_text_data = pytest.mark.skipif(
     data_root() is None or not (data_root() / "ptb" / "ptb.train.txt").exists(), reason="PTB/20NG not found"
@@ -104,17 +104,15 @@ def test_yahoo_without_its_training_split_gives_the_missing_data_error(tmp_path,
 
 @pytest.mark.slow
 @needs_text_data
-def test_ddp_cpu_text_metrics_equal_single_process(tmp_path, monkeypatch, capsys):
-    # 130 test sentences in length-sorted batches of 20: 7 batches dealt unevenly to 2 processes.
+def test_ddp_cpu_text_training_and_evaluation_equal_one_process(tmp_path, monkeypatch, capsys):
+    """Dropout and word dropout drawn for the global batch: two processes train as one. 130 test
+    sentences in length-sorted batches of 20: 7 batches dealt unevenly to 2 processes."""
     common = ["data=ptb", *TINY_LSTM, *SHORT_SAMPLES, "data.module.limit_train=100", "data.module.limit_valid=40"]
     common += ["data.module.limit_test=130", "data.module.eval_batch_size=20", "eval.iw_samples_test=5"]
-    train = [*common, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'train'}"]
-    assert cli_in_process(train, tmp_path, monkeypatch, capsys)[0] == 0  # one process: no subprocess needed
-    evaluate = [*common, "train=false", f"ckpt_path={tmp_path / 'train' / 'checkpoints' / 'best.ckpt'}"]
-    assert cli_in_process([*evaluate, f"hydra.run.dir={tmp_path / 'one'}"], tmp_path, monkeypatch, capsys)[0] == 0
-    run_cli([*evaluate, "trainer=ddp_cpu", f"hydra.run.dir={tmp_path / 'ddp'}"], cwd=tmp_path)
-    single, ddp = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "ddp")
-    assert single.keys() == ddp.keys() and "test/mi" in single and "test/ppl" in single
+    common += ["data.module.batch_size=10", "likelihood.word_dropout=0.3", "trainer.max_epochs=3"]
+    assert cli_in_process([*common, f"hydra.run.dir={tmp_path / 'one'}"], tmp_path, monkeypatch, capsys)[0] == 0
+    run_cli([*common, "trainer=ddp_cpu", f"hydra.run.dir={tmp_path / 'ddp'}"], cwd=tmp_path)
+    single = read_metrics(tmp_path / "one")
+    assert "test/mi" in single and "test/ppl" in single
     assert "test/kl_prior_to_aggregate" in single and "test/cu_0.03" in single  # the hole metrics too
-    for name in single:
-        assert ddp[name] == pytest.approx(single[name], rel=1e-5, abs=1e-5), name
+    assert_same_training(tmp_path / "one", tmp_path / "ddp", steps=30)

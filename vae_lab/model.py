@@ -33,7 +33,7 @@ from vae_lab.metrics.latent import ActiveUnits, MutualInformation, PerDimensionS
 from vae_lab.metrics.likelihood import bits_per_dim, importance_sampled_log_likelihood
 from vae_lab.objectives.base import Objective, Terms
 from vae_lab.restore import CONFIG_KEY
-from vae_lab.rng import seeded_stream
+from vae_lab.rng import batch_share, seeded_stream
 
 EVAL_STAGES = ("val", "test", "train_set")  # train_set: the training data scored after fit (eval.train_set)
 log = logging.getLogger(__name__)
@@ -228,7 +228,11 @@ class VAEModule(L.LightningModule):
         return True
 
     def on_train_start(self) -> None:
-        """The run's length in optimiser steps (Lightning counts groups of ``steps_per_call``)."""
+        """The run's length in optimiser steps (Lightning counts groups of ``steps_per_call``),
+        and the training noise's stream: every process starts it from the same state as one
+        process would (Lightning re-seeds DDP processes after the model is built), so the
+        global-batch draws of :func:`vae_lab.rng.draw_for_share` agree."""
+        torch.manual_seed(self.eval_seed)
         trainer = self.trainer
         if trainer.max_steps > 0:
             self.total_steps = trainer.max_steps
@@ -257,7 +261,8 @@ class VAEModule(L.LightningModule):
     def _optimizer_step(self, x):
         """One gradient step of the objective on batch ``x``; returns the loss and terms for logging."""
         beta = self.objective.beta(self.global_step, self.current_epoch, self.total_steps)
-        loss, log_px, kl, logs = self._loss(x, beta)
+        with batch_share(self.global_rank, self.trainer.world_size):  # x is this process's share of the batch
+            loss, log_px, kl, logs = self._loss(x, beta)
         if not torch.isfinite(loss):
             self._stop_on_non_finite(log_px, kl)
         optimizer = self.optimizers()

@@ -1,10 +1,12 @@
 """In-memory datasets batched by index: no per-item Python in the hot path.
 
 The whole split lives in one tensor (on the training device once Lightning knows it); a batch is
-one fancy-index ``data[indices]``. Under DDP each process takes its own share of the batches:
-training batches are split so every process runs the same number of steps; evaluation batches
-are whole batches of the single-process order, dealt round-robin, so each example is evaluated
-exactly once and with the same per-batch random stream as in one process.
+one fancy-index ``data[indices]``. Under DDP the configured training batch size is the global
+one: every process draws the single-process batches (and their binarisation noise) and keeps its
+equal share of each, so N processes take the same optimiser steps on the same examples as one
+(the gradients are averaged over the shares). Evaluation batches are whole batches of the
+single-process order, dealt round-robin, so each example is evaluated exactly once and with the
+same per-batch random stream as in one process.
 
 The training loader yields :class:`BatchGroup` s of ``steps_per_call`` K consecutive batches
 (K = 1: a group of one), and the model takes one optimiser step per batch of the group: K > 1
@@ -48,6 +50,12 @@ class IndexBatches:
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: must be a positive integer")
+        if shuffle and batch_size % world_size:
+            multiple = batch_size - batch_size % world_size or world_size
+            raise ValueError(
+                f"data.module.batch_size={batch_size} is the global batch, split over the {world_size} "
+                f"processes: it must be a multiple of {world_size} (e.g. {multiple})"
+            )
         if steps_per_call < 1:
             raise ValueError(f"steps_per_call={steps_per_call}: must be a positive integer (1 = one batch per call)")
         self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
@@ -57,27 +65,30 @@ class IndexBatches:
         self.group = steps_per_call if shuffle else 1
 
     def _batches(self) -> list[tuple[int, torch.Tensor]]:
-        """This process's batches as (global batch index, example indices)."""
+        """The batches this process draws, as (global batch index, example indices): training,
+        every batch of a fresh seeded permutation per epoch (the process keeps its share of each
+        in :meth:`_draw`); evaluation, whole batches dealt round-robin."""
         n = len(self.data)
         if self.shuffle:
-            # Training: a fresh seeded permutation per epoch, split evenly over processes and
-            # the remainder dropped, so every process runs the same number of steps.
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch_fn())
-            order = torch.randperm(n, generator=g)
-            per_rank = n // self.world_size
-            mine = order[self.rank * per_rank : (self.rank + 1) * per_rank]
-            return list(enumerate(mine.split(self.batch_size)))
+            return self._shareable(torch.randperm(n, generator=g).split(self.batch_size))
         batches = list(enumerate(torch.arange(n).split(self.batch_size)))
         return batches[self.rank :: self.world_size]
+
+    def _shareable(self, batches) -> list[tuple[int, torch.Tensor]]:
+        """Under multi-process training a batch (the partial last one) that does not split into
+        equal shares is left out: unequal shares would weight examples unequally in the averaged
+        gradient."""
+        return [(i, batch) for i, batch in enumerate(batches) if len(batch) % self.world_size == 0]
 
     def __len__(self) -> int:
         return -(-self._batch_count() // self.group)
 
     def _batch_count(self) -> int:
-        n = len(self.data)
+        n, size = len(self.data), self.batch_size
         if self.shuffle:
-            return -(-(n // self.world_size) // self.batch_size)
-        return len(range(self.rank, -(-n // self.batch_size), self.world_size))
+            return n // size + (n % size > 0 and n % size % self.world_size == 0)
+        return len(range(self.rank, -(-n // size), self.world_size))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor | BatchGroup, int]]:
         batches = self._draw()
@@ -92,12 +103,13 @@ class IndexBatches:
         device = self.data.device
         if self.transform is not None:
             generator = torch.Generator(device=device)
-            generator.manual_seed(self.seed * 7_919 + self.epoch_fn() * 104_729 + self.rank + 1)
+            generator.manual_seed(self.seed * 7_919 + self.epoch_fn() * 104_729 + 1)  # one stream for all processes
+        share = self.shuffle and self.world_size > 1
         for batch_index, index in self._batches():
-            x = self.data[index.to(device)]
+            x = self.data[index.to(device)]  # text: padded to the global batch's longest sentence
             if self.transform is not None:
                 x = self.transform(x, generator)
-            yield x, batch_index
+            yield (x.chunk(self.world_size)[self.rank] if share else x), batch_index
 
 
 def dynamic_binarisation(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

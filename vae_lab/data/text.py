@@ -169,10 +169,10 @@ class BucketBatches(IndexBatches):
     """``IndexBatches`` over ragged sentences, each batch drawn from sentences of similar length.
 
     Training: a fresh seeded permutation per epoch is stably sorted by length (ties stay in
-    random order), cut into batches, and the batch order shuffled; the batches are dealt evenly
-    to the processes and the remainder dropped, so every process runs the same number of steps.
-    Evaluation: the length-sorted order cut into batches, dealt round-robin as whole batches with
-    their global index, exactly as :class:`IndexBatches` does.
+    random order), cut into batches, and the batch order shuffled; under DDP each process keeps
+    its share of every batch, as :class:`IndexBatches` does. Evaluation: the length-sorted order
+    cut into batches, dealt round-robin as whole batches with their global index, exactly as
+    :class:`IndexBatches` does.
     """
 
     def _all_batches(self) -> list[torch.Tensor]:
@@ -188,13 +188,8 @@ class BucketBatches(IndexBatches):
     def _batches(self) -> list[tuple[int, torch.Tensor]]:
         batches = self._all_batches()
         if self.shuffle:
-            per_rank = len(batches) // self.world_size
-            return list(enumerate(batches[self.rank * per_rank : (self.rank + 1) * per_rank]))
+            return self._shareable(batches)
         return list(enumerate(batches))[self.rank :: self.world_size]
-
-    def _batch_count(self) -> int:
-        n = -(-len(self.data) // self.batch_size)
-        return n // self.world_size if self.shuffle else len(range(self.rank, n, self.world_size))
 
 
 class TextDataModule(TensorDataModule):

@@ -8,6 +8,7 @@ from torch.distributions import Distribution, Independent, Normal, kl_divergence
 
 from vae_lab.distributions.gaussian_mixture import DiagonalGaussianMixture
 from vae_lab.latents.base import LatentFamily, PosteriorFn
+from vae_lab.rng import draw_for_share
 
 
 class GaussianLatent(LatentFamily):
@@ -28,6 +29,21 @@ class GaussianLatent(LatentFamily):
     def mean_and_std(self, mean: torch.Tensor, logvar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The head's raw outputs -> the posterior's μ and σ (BN-VAE and δ-VAE change this map)."""
         return mean, torch.exp(0.5 * logvar.clamp(*self.logvar_range))
+
+    def rsample(self, q: Distribution) -> tuple[torch.Tensor, None]:
+        return self._reparameterise(q, (), batch_dim=0), None
+
+    def rsample_many(self, q: Distribution, n: int) -> torch.Tensor:
+        return self._reparameterise(q, (n,), batch_dim=1)
+
+    @staticmethod
+    def _reparameterise(q: Distribution, sample_shape: tuple[int, ...], batch_dim: int) -> torch.Tensor:
+        """μ + σ ε, with ε drawn for the whole global batch under multi-process training."""
+        loc, scale = q.base_dist.loc, q.base_dist.scale
+        noise = draw_for_share(
+            lambda shape: torch.randn(shape, dtype=loc.dtype, device=loc.device), (*sample_shape, *loc.shape), batch_dim
+        )
+        return loc + scale * noise
 
     def prior(self, posterior_fn: PosteriorFn | None = None) -> Distribution:
         return Independent(Normal(self.zero, torch.ones_like(self.zero), validate_args=False), 1)

@@ -14,6 +14,7 @@ from torch.distributions import Distribution, constraints
 from vae_lab.data.text import BOS, EOS, NUM_INPUT_ONLY, PAD, UNK
 from vae_lab.likelihoods.base import Likelihood
 from vae_lab.nets.text import LatentConditionedLSTM
+from vae_lab.rng import draw_for_share
 
 
 class TokenSequence(Distribution):
@@ -44,7 +45,8 @@ class TokenSequence(Distribution):
         x = x.expand(*self.batch_shape, x.shape[-1]).reshape(rows, -1)
         inputs, targets = x[:, :-1], x[:, 1:]
         if self.word_dropout > 0:  # Bowman et al.: hide input words so the decoder must use z
-            hide = (torch.rand(inputs.shape, device=x.device) < self.word_dropout) & (inputs > EOS)
+            uniform = draw_for_share(lambda shape: torch.rand(shape, device=x.device), inputs.shape)
+            hide = (uniform < self.word_dropout) & (inputs > EOS)
             inputs = inputs.masked_fill(hide, UNK)
         # Rows in chunks, so S·B·T·V logits never sit in memory at once (importance sampling).
         step = max(1, self.chunk_elements // max(1, inputs.shape[1] * self.head.out_features))

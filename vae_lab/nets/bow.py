@@ -10,12 +10,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vae_lab.nets.dropout import GlobalBatchDropout
+
 
 class BowEncoder(nn.Module):
     def __init__(self, vocab_size: int, hidden: int = 400, dropout: float = 0.0):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(vocab_size, hidden), nn.Dropout(dropout), nn.Tanh(), nn.Linear(hidden, hidden)
+            nn.Linear(vocab_size, hidden), GlobalBatchDropout(dropout), nn.Tanh(), nn.Linear(hidden, hidden)
         )
         self.hidden = hidden
 
