@@ -91,6 +91,7 @@ def test_ddp_inside_multirun_runs_each_job_once(tmp_path):
 
 BAD_INPUT = [
     ("latent=-3", "latent=-3: the latent dimension must be a positive integer"),
+    ("trainer=ddp_cpu data.module.batch_size=99", "batch_size=99 is the global batch, split over the 2 processes"),
     ("warmup=-1", "objective.warmup=-1: the β warm-up length must be an integer >= 0 epochs"),
     ("warmup=ten", "objective.warmup='ten': the β warm-up length must be an integer >= 0 epochs"),
     ("eval.iw_chunk_size=0", "eval.iw_chunk_size=0"),
