@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from hydra.utils import get_class
+from hydra.utils import get_class, instantiate
 
 from tests.conftest import compose_config, data_root
 from vae_lab.config import CONF_DIR
@@ -102,3 +102,20 @@ def test_every_option_composes_and_resolves_in_a_fresh_process(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"composed {len(pairs)}" in result.stdout
     assert {"likelihood=bernoulli", "objective=free_bits", "logger=wandb"} <= set(pairs)
+
+
+@pytest.mark.parametrize("prior", ["gauss", "vmf"])
+def test_svae_mnist_composes_for_every_d_with_its_stated_sphere_convention(tmp_path, prior):
+    """experiment=svae_mnist: d_convention=sphere (default) puts the S-VAE on S^d in R^(d+1),
+    ambient on S^(d-1) in R^d; the N-VAE has d dimensions either way. The nets are 784-256-128."""
+    for d in (2, 5, 10, 20, 40):
+        for convention, extra in (("sphere", 1), ("ambient", 0)):
+            overrides = ["experiment=svae_mnist", f"prior={prior}", f"latent={d}", f"d_convention={convention}"]
+            cfg = compose_config(overrides, tmp_path)
+            size = d + (extra if prior == "vmf" else 0)
+            assert cfg.model.latent.latent_dim == size and cfg.model.decoder.in_features == size
+    model = instantiate(compose_config(["experiment=svae_mnist", f"prior={prior}"], tmp_path).model)
+    widths = [m.out_features for m in model.encoder.modules() if isinstance(m, torch.nn.Linear)]
+    assert widths == [256, 128] and model.latent.latent_dim == (11 if prior == "vmf" else 10)
+    with pytest.raises(Exception, match="d_convention='both'"):
+        compose_config(["experiment=svae_mnist", "d_convention=both"], tmp_path).model.latent.latent_dim  # noqa: B018

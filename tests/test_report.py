@@ -392,3 +392,39 @@ def test_collapse_depth_jobs_give_the_ae_vs_vae_table_by_depth(tmp_path):
     assert "| 1 | 0.0190 | 0.0290 | 0.0200 | 0.0300 | 11.00 | 20.0 | 1.0 | 0.0300 |" in markdown
     assert "| 4 | 0.0170 | 0.0310 | 0.0180 | 0.0320 | 14.00 | 20.0 | 4.0 | 0.0320 |" in markdown
     assert (sweep / "report_collapse.png").exists() and (sweep / "report_collapse.csv").exists()
+
+
+def test_hyperspherical_jobs_give_the_papers_two_tables_with_its_values(tmp_path):
+    sweep = tmp_path / "svae"
+    targets = {"gauss": "vae_lab.latents.gaussian.GaussianLatent", "vmf": "vae_lab.latents.vmf.VonMisesFisherLatent"}
+    num = 0
+    for prior in ("gauss", "vmf"):
+        for d in (2, 10):
+            for seed in (0, 1):
+                job = sweep / str(num)
+                num += 1
+                (job / ".hydra").mkdir(parents=True)
+                config = {
+                    "latent": d,
+                    "seed": seed,
+                    "report": "svae",
+                    "d_convention": "sphere",
+                    "data": {"name": "mnist"},
+                    "prior": {"_target_": targets[prior]},
+                }
+                (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+                nll = 100.0 + d + (prior == "vmf") + 2 * seed  # seeds 0, 1: mean +1, std √2
+                metrics = {"test/nll": nll, "test/neg_elbo": nll + 4, "test/recon": nll - 10, "test/kl": 14.0}
+                summary = {"metrics": metrics, "epochs": 50, "steps": 40000, "eval": {"iw_samples_test": 500}}
+                (job / "metrics.json").write_text(json.dumps(summary))
+    markdown = report([sweep], reference=True)
+    assert "mnist, S-VAE on S^d in R^(d+1): test NLL = −LL (nats)" in markdown
+    # d, N-VAE NLL, paper, S-VAE NLL, paper (REFERENCE.md §2: −135.73, −132.50; −93.84, −93.16)
+    assert "| 2 | 103.00 ± 1.41 (2 seeds) | 135.73 | 104.00 ± 1.41 (2 seeds) | 132.50 |" in markdown
+    assert "| 10 | 111.00 ± 1.41 (2 seeds) | 93.84 | 112.00 ± 1.41 (2 seeds) | 93.16 |" in markdown
+    # The second table: −ELBO, RE, KL per family, each with the paper's (−L[q], −RE, KL).
+    row = "| 10 | 115.00 ± 1.41 (2 seeds) | 98.36 | 116.00 ± 1.41 (2 seeds) | 97.70 | 101.00 ± 1.41 (2 seeds) | 78.93 |"
+    assert row in markdown
+    assert "| 14.00 ± 0.00 (2 seeds) | 19.44 | 14.00 ± 0.00 (2 seeds) | 20.67 |" in markdown
+    assert (sweep / "report_svae.csv").exists() and (sweep / "report_svae_terms.csv").exists()
+    assert (sweep / "report_svae.png").exists()

@@ -51,3 +51,19 @@ def decoder_features(hidden: int, latent: int, skip_z: bool) -> int:
 OmegaConf.register_new_resolver("vae_lab.decoder_features", decoder_features, replace=True)
 OmegaConf.register_new_resolver("vae_lab.product", lambda a, b: int(a) * int(b), replace=True)
 OmegaConf.register_new_resolver("vae_lab.isqrt", lambda n: math.isqrt(int(n)), replace=True)
+
+D_CONVENTIONS = ("sphere", "ambient")
+
+
+def latent_dim_for_d(d: int, convention: str, family: str) -> int:
+    """The latent size of a family for the hyperspherical VAE paper's "d" (experiment=svae_mnist):
+    a spherical family gets R^(d+1) under ``sphere`` (d = the sphere's own dimension, S^d, as the
+    official example builds it) and R^d under ``ambient``; a flat family gets d either way."""
+    from hydra.utils import get_class
+
+    if convention not in D_CONVENTIONS:
+        raise ValueError(f"d_convention={convention!r}: expected one of {', '.join(D_CONVENTIONS)}")
+    return int(d) + (convention == "sphere" and get_class(family).lives_on_sphere)
+
+
+OmegaConf.register_new_resolver("vae_lab.latent_dim_for_d", latent_dim_for_d, replace=True)

@@ -13,7 +13,9 @@ these instead of testing types:
   figures), see :meth:`kl_per_dimension`;
 - ``can_sample_prior``: ``p.sample`` works (prior samples in media);
 - ``needs_pseudo_inputs``: the prior is built from learned points of the data space (VampPrior),
-  so the data must name how to initialise them (``data.pseudo_inputs``).
+  so the data must name how to initialise them (``data.pseudo_inputs``);
+- ``lives_on_sphere``: z lies on the unit sphere S^(latent_dim−1) in R^latent_dim (the
+  hyperspherical paper's "d" then has two readings, see ``experiment=svae_mnist``).
 
 :meth:`log_density_factors` gives a density in its independent factors: one per latent
 dimension where posterior and prior factorise (Gaussian), else one joint factor (sphere,
@@ -48,6 +50,7 @@ class LatentFamily(nn.Module):
     has_kl_per_dimension = False
     can_sample_prior = True
     needs_pseudo_inputs = False
+    lives_on_sphere = False
 
     def __init__(self, in_features: int, latent_dim: int):
         super().__init__()

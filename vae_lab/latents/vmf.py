@@ -30,6 +30,7 @@ class SphericalLatent(LatentFamily):
     has_density = True  # q and the uniform prior both have log_prob
     has_kl_per_dimension = False  # the sphere does not factorise over coordinates
     can_sample_prior = True  # the uniform prior samples exactly
+    lives_on_sphere = True
 
     def __init__(self, in_features: int, latent_dim: int, kappa: float | None = None, kappa_floor: float = 1.0):
         name = type(self).__name__

@@ -48,13 +48,30 @@ class MLP(nn.Module):
     """``depth`` dense layers of width ``hidden`` (``out_features`` = hidden), gated or ReLU;
     ``residual``: identity skips around every layer after the first (the first changes width).
     ``depth=0`` passes its input through, so the latent head or the likelihood head alone makes
-    the encoder or decoder affine (the linear-Gaussian experiment).
+    the encoder or decoder affine (the linear-Gaussian experiment). ``widths`` gives the layers'
+    widths one by one instead (784-256-128: ``widths=[256, 128]``), the last being ``hidden``, what
+    the next part reads.
     The encoder's and decoder's depth, width and activation are config keys (``encoder.depth=6``)."""
 
     def __init__(
-        self, in_features: int, hidden: int = 300, depth: int = 2, activation: str = "gated", residual: bool = False
+        self,
+        in_features: int,
+        hidden: int = 300,
+        depth: int = 2,
+        activation: str = "gated",
+        residual: bool = False,
+        widths: list[int] | None = None,
     ):
         super().__init__()
+        if widths is not None:
+            widths = [int(w) for w in widths]
+            if not widths or widths[-1] != hidden or min(widths) < 1:
+                raise ValueError(
+                    f"widths={widths}: need positive layer widths ending in hidden={hidden} (what the next part reads)"
+                )
+            if residual and len(set(widths)) > 1:
+                raise ValueError(f"residual=true needs equal widths for its identity skips, got widths={widths}")
+            depth = len(widths)
         if depth < 0 or hidden < 1:
             raise ValueError(f"the MLP needs depth >= 0 and hidden >= 1, got depth={depth}, hidden={hidden}")
         if depth == 0 and hidden != in_features:
@@ -62,7 +79,7 @@ class MLP(nn.Module):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation={activation!r}: expected one of {', '.join(ACTIVATIONS)}")
         layer = GatedDense if activation == "gated" else ReLUDense
-        widths = [in_features] + [hidden] * depth
+        widths = [in_features] + (widths or [hidden] * depth)
         layers = [layer(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)]
         self.net = nn.Sequential(*(Residual(m) if residual and i > 0 else m for i, m in enumerate(layers)))
         self.out_features = hidden if depth else in_features  # depth 0: the input itself (an affine model)

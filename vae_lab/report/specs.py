@@ -206,4 +206,69 @@ class CollapseDepthSpec(TableSpec):
         )
 
 
-SPECS: tuple[TableSpec, ...] = (ImageNLLSpec(), TextSpec(), DensityGapSpec(), CollapseDepthSpec())
+class HypersphericalSpec(TableSpec):
+    """Davidson et al.'s MNIST table (REFERENCE.md §2), experiment=svae_mnist: rows the paper's d,
+    columns N-VAE (prior=gauss) and S-VAE (prior=vmf), cells the importance-sampled NLL (= −LL),
+    mean ± std over seeds, the paper's values beside them with ``--reference``."""
+
+    kind = "svae"
+    csv_file = "report_svae.csv"
+    families = {"gauss": "N-VAE", "vmf": "S-VAE"}
+    metrics = (("nll", "NLL"),)
+
+    def group(self, job: Job) -> dict:
+        return {"dataset": job.dataset, "d_convention": job.get("d_convention", "sphere")}
+
+    def describe(self, fields: dict) -> tuple[str, str]:
+        reading = "S^d in R^(d+1)" if fields["d_convention"] == "sphere" else "S^(d-1) in R^d"
+        return f"{fields['dataset']}, S-VAE on {reading}", "test NLL = −LL (nats)"
+
+    def label(self, job: Job) -> dict:
+        return {"d": job.latent}
+
+    def columns(self, fields: dict, jobs: list[Job], reference: bool) -> list[Metric | Reference]:
+        columns = []
+        for metric, title in self.metrics:
+            for prior, family in self.families.items():
+                where = lambda j, p=prior: j.prior == p  # noqa: E731
+                columns.append(Metric(f"{prior}_{metric}", f"{family} {title}", f"test/{metric}", 2, where=where))
+                if reference:
+                    columns.append(Reference(f"{prior}_{metric}", "paper"))
+        return columns
+
+    def reference(self, fields: dict, label: dict, column: Metric) -> float | None:
+        prior = column.key.split("_", 1)[0]
+        return references.lookup(
+            "svae.csv", dataset=fields["dataset"], metric=column.metric, latent=label["d"], prior=prior
+        )
+
+    def figures(self, out: Path, tables: list[Table], jobs: list[Job]) -> None:
+        plots.plot_tables(out / "report_svae.png", tables, ylabel="test NLL (nats)")
+
+
+class HypersphericalTermsSpec(HypersphericalSpec):
+    """The same jobs' second table: −ELBO, reconstruction −log p(x|z) and KL (the paper's L[q],
+    RE, KL with their signs as ours: −L[q], −RE)."""
+
+    csv_file = "report_svae_terms.csv"
+    metrics = (("neg_elbo", "−ELBO"), ("recon", "RE"), ("kl", "KL"))
+    note_name = "−ELBO"
+
+    def describe(self, fields: dict) -> tuple[str, str]:
+        return super().describe(fields)[0], "test −ELBO, reconstruction and KL (nats)"
+
+    def note_metric(self, fields: dict) -> str:
+        return "test/neg_elbo"
+
+    def figures(self, out: Path, tables: list[Table], jobs: list[Job]) -> None:
+        pass
+
+
+SPECS: tuple[TableSpec, ...] = (
+    ImageNLLSpec(),
+    TextSpec(),
+    DensityGapSpec(),
+    CollapseDepthSpec(),
+    HypersphericalSpec(),
+    HypersphericalTermsSpec(),
+)
