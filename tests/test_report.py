@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -428,3 +429,20 @@ def test_hyperspherical_jobs_give_the_papers_two_tables_with_its_values(tmp_path
     assert "| 14.00 ± 0.00 (2 seeds) | 19.44 | 14.00 ± 0.00 (2 seeds) | 20.67 |" in markdown
     assert (sweep / "report_svae.csv").exists() and (sweep / "report_svae_terms.csv").exists()
     assert (sweep / "report_svae.png").exists()
+    # --wandb: one offline W&B run in the sweep's group holding the tables and the plot.
+    from vae_lab.report.cli import main
+
+    sweep_dir = tmp_path / "multirun" / "2026-01-02" / "03-04-05"
+    sweep.rename(sweep_dir.parent.mkdir(parents=True) or sweep_dir)
+    os.environ["WANDB_MODE"] = "offline"
+    try:
+        main([str(sweep_dir), "--reference", "--wandb"])
+    finally:
+        del os.environ["WANDB_MODE"]
+    (run,) = (sweep_dir / "wandb").glob("offline-run-*")
+    assert b"2026-01-02_03-04-05" in next(run.glob("run-*.wandb")).read_bytes()  # the sweep's group
+    tables = sorted(p.name for p in (run / "files" / "media" / "table" / "report").glob("*.table.json"))
+    assert [t.rsplit("_", 2)[0] for t in tables] == ["report_svae", "report_svae_terms"]
+    rows = json.loads((run / "files" / "media" / "table" / "report" / tables[0]).read_text())["data"]
+    assert len(rows) == 4 and {r[3] for r in rows} == {"gauss_nll", "vmf_nll"}  # d x family, one line per cell
+    assert list((run / "files" / "media" / "images").rglob("report_svae_figure*.png"))

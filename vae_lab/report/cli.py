@@ -1,4 +1,4 @@
-"""`python -m vae_lab.report FOLDER [FOLDER ...] [--reference] [--out DIR]`: sweeps -> paper tables.
+"""`python -m vae_lab.report FOLDER [FOLDER ...] [--reference] [--out DIR] [--wandb]`: sweeps -> paper tables.
 
 Reads every job folder under the given multirun folders and writes the table of each kind of
 experiment (``specs.py``): image data in the VampPrior paper's layout, per dataset (rows latent
@@ -7,7 +7,8 @@ size, columns prior, test NLL in nats or bits/dim, mean ± std over seeds; ``rep
 ``log_likelihoods.png``), text data one row per job (``report_text.csv``). Each value comes from
 the job's most precise evaluation (most test importance samples: at the end of training or by
 ``vae_lab.evaluate``), and a note under each table says which. Failed and unfinished jobs are
-shown as such, not dropped. Markdown goes to stdout and ``report.md``.
+shown as such, not dropped. Markdown goes to stdout and ``report.md``; ``--wandb`` also logs the
+tables and plots as one W&B run in the sweep's group (``to_wandb.py``).
 """
 
 from __future__ import annotations
@@ -44,8 +45,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("folders", nargs="+", type=Path, help="multirun folders (merged into one report)")
     parser.add_argument("--reference", action="store_true", help="show REFERENCE.md §1 values beside ours")
     parser.add_argument("--out", type=Path, default=None, help="where to write the files (default: first folder)")
+    parser.add_argument(
+        "--wandb", action="store_true", help="also log the tables and plots to W&B in the sweep's group (offline here)"
+    )
     args = parser.parse_args(argv)
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
         parser.error(f"not a folder: {', '.join(missing)}")
-    print(report(args.folders, args.reference, args.out), end="")
+    markdown = report(args.folders, args.reference, args.out)
+    print(markdown, end="")
+    if args.wandb:
+        from vae_lab.report.to_wandb import log_report
+
+        run = log_report(args.out or args.folders[0], args.folders[0], markdown)
+        print(f"W&B run: {run}")

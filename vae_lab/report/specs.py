@@ -213,6 +213,7 @@ class HypersphericalSpec(TableSpec):
 
     kind = "svae"
     csv_file = "report_svae.csv"
+    column_field = "column"  # gauss_nll, vmf_kl, …
     families = {"gauss": "N-VAE", "vmf": "S-VAE"}
     metrics = (("nll", "NLL"),)
 
