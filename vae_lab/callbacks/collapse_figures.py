@@ -2,8 +2,9 @@
 posteriors' σ histogram (Dai, Wang & Wipf 2020, Figure 2).
 
 - ``media/collapse_over_training.png``: two heatmaps, latent dimension × validation epoch, of the
-  mean KL(q(z_d|x) ‖ p(z_d)) (log colour scale) and of the mean posterior σ_d; redrawn after
-  every validation. A collapsed dimension is a row that goes dark in KL and to σ ≈ 1.
+  mean KL(q(z_d|x) ‖ p(z_d)) (log colour scale) and of the mean posterior σ_d; redrawn every
+  ``every_n_epochs`` validations (drawing costs more than a small model's epoch) and when
+  training ends. A collapsed dimension is a row that goes dark in KL and to σ ≈ 1.
 - ``media/posterior_sigma_hist.png``: after testing, every test posterior's σ_d, all dimensions.
 
 The numbers come from the model (``VAEModule.dimension_history``, ``test_dimensions``), for
@@ -54,14 +55,24 @@ def save_sigma_histogram(path: Path, scales: torch.Tensor) -> Path:
 
 
 class CollapseFigures(L.Callback):
-    def __init__(self, output_dir: str):
-        self.output_dir = Path(output_dir)
+    def __init__(self, output_dir: str, every_n_epochs: int = 10):
+        if every_n_epochs < 1:
+            raise ValueError(f"callbacks.collapse_figures.every_n_epochs={every_n_epochs}: must be >= 1")
+        self.output_dir, self.every_n_epochs = Path(output_dir), every_n_epochs
 
     @rank_zero_only
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         history = getattr(pl_module, "dimension_history", None)
-        if trainer.sanity_checking or not history:
-            return
+        if not trainer.sanity_checking and history and len(history) % self.every_n_epochs == 0:
+            self._draw_history(trainer, pl_module, history)
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        history = getattr(pl_module, "dimension_history", None)
+        if history:
+            self._draw_history(trainer, pl_module, history)
+
+    def _draw_history(self, trainer: L.Trainer, pl_module: L.LightningModule, history: list[dict]) -> None:
         path = save_collapse_heatmaps(
             self.output_dir / "collapse_over_training.png", history, pl_module.collapse_threshold
         )
