@@ -8,7 +8,7 @@ This VM's speed drifts by up to ±30 % over minutes (other tenants), so the Gaus
 comparison runs in interleaved rounds (ours, pythae, ours with other options, ...) and the
 headline is the median over rounds of the ratio within each round.
 
-    python bench/run.py [--only train vamp vmf text] [--quick] [--rounds 5]
+    python bench/run.py [--only train eval vamp vmf text dg conv sweep] [--quick] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -77,6 +77,8 @@ def suites(quick: bool, rounds: int, native_bf16: bool = True) -> dict[str, list
         "vmf": [("vmf_sampling", [PEER, "vmf_sampling.py"])],
         "text": [("text_lstm", [OURS, "text_lstm.py"])],
         "dg": [("density_gap", [OURS, "density_gap.py", *(["--prior-samples", "12800"] if quick else [])])],
+        "conv": [("conv_train", [OURS, "conv_train.py", *(["--steps", "30"] if quick else [])])],
+        "sweep": [("sweep_throughput", [OURS, "sweep_throughput.py", *(["--epochs", "1"] if quick else [])])],
     }
 
 
@@ -240,7 +242,23 @@ def summary(results: dict[str, dict | None]) -> list[str]:
             f"PTB LSTM VAE tokens/s {vae:,.0f} vs bare LSTM LM {bare:,.0f}: {ratio(vae, bare)} (target >= 0.8x)"
         )
     lines += _density_gap_lines(results.get("density_gap"))
+    lines += _conv_lines(results.get("conv_train"))
+    for name, run in dig(results.get("sweep_throughput"), "launchers", default={}).items():
+        lines.append(f"4-job sweep, {name}: {run['wall_s']:.0f} s = {run['jobs_per_hour']:.0f} jobs/hour")
     return lines
+
+
+def _conv_lines(conv: dict | None) -> list[str]:
+    if not conv:
+        return []
+    rates = conv["machine_rates_gflops"]
+    return [
+        f"Fashion-MNIST training, batch 100, samples/s: conv VAE {conv['conv']['samples_per_s']:,.0f} "
+        f"({conv['conv']['achieved_gflops']:.1f} GFLOP/s = {conv['conv_fraction_of_conv_rate']:.2f} of this machine's "
+        f"3x3-conv rate {rates['conv3x3_100x32x28x28']:.0f}) vs MLP VAE {conv['mlp']['samples_per_s']:,.0f} "
+        f"({conv['mlp']['achieved_gflops']:.1f} GFLOP/s = {conv['mlp_fraction_of_matmul_rate']:.2f} of its "
+        f"100x512x512 matmul rate {rates['matmul_100x512x512']:.0f})"
+    ]
 
 
 def _density_gap_lines(dg: dict | None) -> list[str]:
@@ -263,7 +281,7 @@ def _density_gap_lines(dg: dict | None) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="*", choices=["train", "eval", "vamp", "vmf", "text", "dg"])
+    parser.add_argument("--only", nargs="*", choices=["train", "eval", "vamp", "vmf", "text", "dg", "conv", "sweep"])
     parser.add_argument("--quick", action="store_true", help="fewer timed steps")
     parser.add_argument("--summary-only", action="store_true", help="re-print the summary of bench/out/*.json")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds of the training comparison")
