@@ -10,6 +10,7 @@ import torch
 from torch.distributions import Normal
 
 from tests.conftest import compose_config, data_root
+from vae_lab.latents.gaussian import GaussianLatent
 from vae_lab.likelihoods.gaussian import GaussianLikelihood
 from vae_lab.nets.mlp import MLP, GatedMLP, ReLUDense, Residual
 
@@ -76,6 +77,24 @@ def test_the_old_gated_mlp_keys_build_the_same_network():
     assert all(torch.equal(a, b) for a, b in zip(old.state_dict().values(), new.state_dict().values(), strict=True))
     with pytest.raises(ValueError, match="activation='tanh'"):
         MLP(8, 12, activation="tanh")
+
+
+def test_mlp_widths_layer_by_layer_and_the_soft_threshold_on_its_input():
+    net = MLP(784, hidden=128, activation="relu", widths=[256, 128])
+    assert [m.out_features for m in net.modules() if isinstance(m, torch.nn.Linear)] == [256, 128]
+    with pytest.raises(ValueError, match="ending in hidden=64"):
+        MLP(784, hidden=64, widths=[256, 128])
+    # depth 0 + soft threshold: the decoder sees sign(z)(|z| − α)₊, so z inside (−α, α) gives 0.
+    affine = MLP(3, hidden=3, depth=0, soft_threshold=1.0)
+    z = torch.tensor([[0.5, -2.0, 1.5]])
+    torch.testing.assert_close(affine(z), torch.tensor([[0.0, -1.0, 0.5]]))
+
+
+def test_a_zero_initial_scale_starts_every_posterior_at_the_prior():
+    latent = GaussianLatent(in_features=6, latent_dim=4, init_scale=0.0)
+    q = latent.posterior(torch.randn(8, 6))
+    torch.testing.assert_close(q.base_dist.loc, torch.zeros(8, 4))
+    torch.testing.assert_close(q.base_dist.scale, torch.ones(8, 4))
 
 
 @pytest.mark.parametrize("data", ["mnist_continuous", "fashion_mnist_continuous", "frey_continuous"])

@@ -16,9 +16,20 @@ class GaussianLatent(LatentFamily):
 
     has_kl_per_dimension = True
 
-    def __init__(self, in_features: int, latent_dim: int, min_logvar: float = -6.0, max_logvar: float = 2.0):
+    def __init__(
+        self,
+        in_features: int,
+        latent_dim: int,
+        min_logvar: float = -6.0,
+        max_logvar: float = 2.0,
+        init_scale: float = 1.0,
+    ):
         super().__init__(in_features, latent_dim)
         self.head = nn.Linear(in_features, 2 * latent_dim)  # μ and log σ² in one matmul
+        if init_scale != 1.0:  # 0: every posterior starts at the prior N(0, I) (a collapsed start)
+            with torch.no_grad():
+                self.head.weight.mul_(init_scale)
+                self.head.bias.mul_(init_scale)
         self.logvar_range = (min_logvar, max_logvar)
         self.register_buffer("zero", torch.zeros(latent_dim), persistent=False)
 

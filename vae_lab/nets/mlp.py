@@ -50,7 +50,9 @@ class MLP(nn.Module):
     ``depth=0`` passes its input through, so the latent head or the likelihood head alone makes
     the encoder or decoder affine (the linear-Gaussian experiment). ``widths`` gives the layers'
     widths one by one instead (784-256-128: ``widths=[256, 128]``), the last being ``hidden``, what
-    the next part reads.
+    the next part reads. ``soft_threshold`` α > 0 first maps the input through the soft threshold
+    sign(u)(|u| − α)₊ (Dai, Wang & Wipf's small non-linearity: with ``depth=0``, the decoder
+    μ(z) = W s_α(z) + b).
     The encoder's and decoder's depth, width and activation are config keys (``encoder.depth=6``)."""
 
     def __init__(
@@ -61,8 +63,12 @@ class MLP(nn.Module):
         activation: str = "gated",
         residual: bool = False,
         widths: list[int] | None = None,
+        soft_threshold: float = 0.0,
     ):
         super().__init__()
+        if soft_threshold < 0:
+            raise ValueError(f"soft_threshold={soft_threshold}: the threshold α must be >= 0 (0 = none)")
+        self.soft_threshold = float(soft_threshold)
         if widths is not None:
             widths = [int(w) for w in widths]
             if not widths or widths[-1] != hidden or min(widths) < 1:
@@ -87,6 +93,8 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Flatten any leading sample dimensions: (S, B, D) -> (S*B, D) -> (S, B, H).
         lead = x.shape[:-1]
+        if self.soft_threshold:
+            x = torch.nn.functional.softshrink(x, self.soft_threshold)
         return self.net(x.reshape(-1, x.shape[-1])).reshape(*lead, -1)
 
 
