@@ -31,6 +31,7 @@ from vae_lab.capability import resolve_precision
 from vae_lab.checkpoints import AtomicCheckpointIO, NoLoadableCheckpoint, choose_resume_checkpoint
 from vae_lab.compiling import AUTO, check_setting
 from vae_lab.config import CONF_DIR
+from vae_lab.data.datamodule import check_global_batch
 from vae_lab.data.files import DataFileError
 from vae_lab.run_folder import EVAL_KEYS, RunFolder
 
@@ -63,14 +64,12 @@ def validate_config(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, f"data.module.{key}", default=1)
         if not _int_at_least(value, 1):
             raise ConfigError(f"data.module.{key}={value}: must be a positive integer (examples per batch)")
-    processes = cfg.trainer.get("devices", 1), cfg.trainer.get("num_nodes", 1)
-    if all(isinstance(n, int) for n in processes) and cfg.data.module.batch_size % (processes[0] * processes[1]):
-        world, size = processes[0] * processes[1], cfg.data.module.batch_size
-        raise ConfigError(
-            f"data.module.batch_size={size} is the global batch, split over the {world} processes "
-            f"(trainer.devices x trainer.num_nodes): it must be a multiple of {world} "
-            f"(e.g. {size - size % world or world})"
-        )
+    devices, nodes = cfg.trainer.get("devices", 1), cfg.trainer.get("num_nodes", 1)
+    if isinstance(devices, int) and isinstance(nodes, int):  # "auto" or a device list: checked by the loader
+        try:
+            check_global_batch(cfg.data.module.batch_size, devices * nodes)
+        except ValueError as err:
+            raise ConfigError(f"{err} (trainer.devices x trainer.num_nodes processes)") from None
     if not cfg.train and cfg.ckpt_path not in (None, "last") and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file to evaluate (train=false)")
     validate_eval(cfg.eval)

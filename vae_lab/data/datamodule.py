@@ -25,6 +25,16 @@ import torch
 from vae_lab.data.images import Splits
 
 
+def check_global_batch(batch_size: int, world_size: int) -> None:
+    """The training batch size is the global one: it must split into equal shares."""
+    if batch_size % world_size:
+        multiple = batch_size - batch_size % world_size or world_size
+        raise ValueError(
+            f"data.module.batch_size={batch_size} is the global batch, split over the {world_size} "
+            f"processes: it must be a multiple of {world_size} (e.g. {multiple})"
+        )
+
+
 class BatchGroup(list):
     """Consecutive training batches for one ``training_step``, which steps through them in order."""
 
@@ -50,12 +60,8 @@ class IndexBatches:
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: must be a positive integer")
-        if shuffle and batch_size % world_size:
-            multiple = batch_size - batch_size % world_size or world_size
-            raise ValueError(
-                f"data.module.batch_size={batch_size} is the global batch, split over the {world_size} "
-                f"processes: it must be a multiple of {world_size} (e.g. {multiple})"
-            )
+        if shuffle:
+            check_global_batch(batch_size, world_size)
         if steps_per_call < 1:
             raise ValueError(f"steps_per_call={steps_per_call}: must be a positive integer (1 = one batch per call)")
         self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
