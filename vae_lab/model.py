@@ -82,6 +82,7 @@ class VAEModule(L.LightningModule):
         check_setting("compile", compile)
         self.compile_loss: bool | None = None if compile == AUTO else bool(compile)
         self._compiled_loss = None
+        self._resumed_rng_state: dict | None = None
         self.encoder, self.latent, self.decoder, self.likelihood = encoder, latent, decoder, likelihood
         self.objective = objective
         self.optimizer_factory = optimizer
@@ -231,8 +232,13 @@ class VAEModule(L.LightningModule):
         """The run's length in optimiser steps (Lightning counts groups of ``steps_per_call``),
         and the training noise's stream: every process starts it from the same state as one
         process would (Lightning re-seeds DDP processes after the model is built), so the
-        global-batch draws of :func:`vae_lab.rng.draw_for_share` agree."""
-        torch.manual_seed(self.eval_seed)
+        global-batch draws of :func:`vae_lab.rng.draw_for_share` agree; a resumed run continues
+        the checkpoint's stream instead."""
+        if self._resumed_rng_state is not None:
+            self._set_rng_state(self._resumed_rng_state)
+            self._resumed_rng_state = None
+        else:
+            torch.manual_seed(self.eval_seed)
         trainer = self.trainer
         if trainer.max_steps > 0:
             self.total_steps = trainer.max_steps
@@ -311,9 +317,12 @@ class VAEModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("rng_state")
         if state and self._trainer is not None and self._trainer.state.fn == "fit":
-            torch.set_rng_state(state["torch"])
-            if "cuda" in state and self.device.type == "cuda":
-                torch.cuda.set_rng_state(state["cuda"], self.device)
+            self._resumed_rng_state = state  # applied in on_train_start, after Lightning's seeding
+
+    def _set_rng_state(self, state: dict) -> None:
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda"], self.device)
 
     def configure_optimizers(self):
         return self.optimizer_factory(self.parameters())

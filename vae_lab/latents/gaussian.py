@@ -51,8 +51,12 @@ class GaussianLatent(LatentFamily):
     def _reparameterise(q: Distribution, sample_shape: tuple[int, ...], batch_dim: int) -> torch.Tensor:
         """μ + σ ε, with ε drawn for the whole global batch under multi-process training."""
         loc, scale = q.base_dist.loc, q.base_dist.scale
+        # normal_ (not randn): torch.compile keeps it on the eager generator, so compiled and
+        # eager steps draw the same noise from the same stream.
         noise = draw_for_share(
-            lambda shape: torch.randn(shape, dtype=loc.dtype, device=loc.device), (*sample_shape, *loc.shape), batch_dim
+            lambda shape: torch.empty(shape, dtype=loc.dtype, device=loc.device).normal_(),
+            (*sample_shape, *loc.shape),
+            batch_dim,
         )
         return loc + scale * noise
 
