@@ -30,8 +30,9 @@ import time
 import numpy as np
 import torch
 from matmul_rate import cpu_model  # sibling scripts (bench/ is on sys.path when run as a script)
+from peer_nets import INPUT_DIM, PROTOCOLS, build_nets
 from pythae.data.datasets import BaseDataset
-from pythae.models import VAE, VAMP, VAEConfig, VAMPConfig
+from pythae.models import SVAE, VAE, VAMP, SVAEConfig, VAEConfig, VAMPConfig
 from pythae.models.base.base_utils import ModelOutput
 from pythae.models.nn import BaseDecoder, BaseEncoder
 from pythae.trainers import BaseTrainer, BaseTrainerConfig
@@ -39,60 +40,52 @@ from pythae.trainers.training_callbacks import TrainingCallback
 from step_rates import rates
 from torch import nn
 
-INPUT_DIM = 784
-HIDDEN = 300
-LATENT = 40
-BATCH = 100
-LR = 5e-4
-COMPONENTS = 500
+HIDDEN = PROTOCOLS["vae"]["hidden"][0]
+LATENT = PROTOCOLS["vae"]["latent"]
+BATCH = PROTOCOLS["vae"]["batch"]
+LR = PROTOCOLS["vae"]["lr"]
+COMPONENTS = PROTOCOLS["vamp"]["components"]
 
 
-# --- networks: identical in shape to vae_lab's gated MLP (Tomczak & Welling) ------------------------
+# --- networks: identical in shape to vae_lab's (bench/peer_nets.py), in pythae's wrappers -------------
 
 
-class Gated(nn.Module):
-    """h = Linear(x) * sigmoid(Linear(x))."""
+class PythaeEncoder(BaseEncoder):
+    """A peer_nets encoder as pythae wants it: ``embedding`` plus ``log_covariance`` (Gaussian)
+    or ``log_concentration`` (SVAE; pythae applies softplus to it)."""
 
-    def __init__(self, n_in: int, n_out: int):
+    def __init__(self, net: nn.Module, second: str = "log_covariance"):
         super().__init__()
-        self.h = nn.Linear(n_in, n_out)
-        self.g = nn.Linear(n_in, n_out)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.h(x) * torch.sigmoid(self.g(x))
-
-
-class GatedEncoder(BaseEncoder):
-    def __init__(self, n_in: int = INPUT_DIM, hidden: int = HIDDEN, latent: int = LATENT):
-        super().__init__()
-        self.body = nn.Sequential(Gated(n_in, hidden), Gated(hidden, hidden))
-        self.mu = nn.Linear(hidden, latent)
-        # Same bound on log σ² as ours, so both sides run the same ops.
-        self.log_var = nn.Sequential(nn.Linear(hidden, latent), nn.Hardtanh(-6.0, 2.0))
+        self.net, self.second = net, second
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
-        h = self.body(x.reshape(x.shape[0], -1))
-        return ModelOutput(embedding=self.mu(h), log_covariance=self.log_var(h))
+        first, second = self.net(x)
+        return ModelOutput(embedding=first, **{self.second: second})
 
 
-class GatedDecoder(BaseDecoder):
-    def __init__(self, n_out: int = INPUT_DIM, hidden: int = HIDDEN, latent: int = LATENT):
+class PythaeDecoder(BaseDecoder):
+    def __init__(self, net: nn.Module):
         super().__init__()
-        self.body = nn.Sequential(Gated(latent, hidden), Gated(hidden, hidden))
-        self.out = nn.Linear(hidden, n_out)
+        self.net = net
 
     def forward(self, z: torch.Tensor) -> ModelOutput:
-        # pythae's "bce" loss takes probabilities, so the Bernoulli means go through a sigmoid.
-        return ModelOutput(reconstruction=torch.sigmoid(self.out(self.body(z))))
+        # pythae's "bce" loss takes probabilities, so the Bernoulli logits go through a sigmoid.
+        return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
 
 
-def build_model(kind: str) -> VAE:
-    torch.manual_seed(0)
-    common = dict(input_dim=(INPUT_DIM,), latent_dim=LATENT, reconstruction_loss="bce")
+def build_model(kind: str, seed: int = 0) -> VAE:
+    """pythae's VAE, VAMP or SVAE around the protocol's networks (peer_nets.PROTOCOLS)."""
+    torch.manual_seed(seed)
+    encoder_net, decoder_net = build_nets(kind)
+    protocol = PROTOCOLS[kind]
+    common = dict(input_dim=(INPUT_DIM,), latent_dim=protocol["latent"], reconstruction_loss="bce")
+    decoder = PythaeDecoder(decoder_net)
     if kind == "vae":
-        return VAE(VAEConfig(**common), encoder=GatedEncoder(), decoder=GatedDecoder())
-    config = VAMPConfig(**common, number_components=COMPONENTS, linear_scheduling_steps=0)
-    return VAMP(config, encoder=GatedEncoder(), decoder=GatedDecoder())
+        return VAE(VAEConfig(**common), encoder=PythaeEncoder(encoder_net), decoder=decoder)
+    if kind == "svae":
+        return SVAE(SVAEConfig(**common), encoder=PythaeEncoder(encoder_net, "log_concentration"), decoder=decoder)
+    config = VAMPConfig(**common, number_components=protocol["components"], linear_scheduling_steps=0)
+    return VAMP(config, encoder=PythaeEncoder(encoder_net), decoder=decoder)
 
 
 # --- data: real files, read with numpy only ------------------------------------------------------------

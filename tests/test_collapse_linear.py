@@ -39,3 +39,18 @@ def test_a_fixed_gamma_above_the_smallest_variance_collapses_that_dimension(tmp_
     metrics = read_metrics(run)
     assert metrics["test/active_units"] == 2 and metrics["test/collapsed_dims"] == 3
     assert metrics["test/gamma"] == pytest.approx(2.0)
+
+
+@pytest.mark.slow
+def test_a_soft_threshold_decoder_from_a_collapsed_start_stays_collapsed(tmp_path, monkeypatch, capsys):
+    # Part (c): with s_3(z) before the affine decoder the collapsed point is a local minimum for
+    # every data direction (λ ≤ 9 < γ v/c² ≈ 0.71 × 55.8, docs/collapse.md). The affine decoder
+    # from the same start escapes to the PCA solution (docs/collapse.md's table), so a missing
+    # threshold would show as active units here.
+    run = tmp_path / "threshold"
+    args = [*FAST, "trainer.max_epochs=8", "decoder.soft_threshold=3", "prior.init_scale=0.01", f"hydra.run.dir={run}"]
+    assert cli_in_process(args, tmp_path, monkeypatch, capsys)[0] == 0
+    metrics = read_metrics(run)
+    assert metrics["test/active_units"] == 0 and metrics["test/kl"] < 0.05
+    assert metrics["test/gamma"] == pytest.approx(metrics["test/mse"], rel=0.1)  # γ at the data's own variance
+    assert metrics["test/mse"] > 0.6  # nothing reconstructed: the data's mean variance is 0.71
