@@ -44,22 +44,18 @@ OURS = {
 
 
 def posterior_and_prior(kind: str, encoder, weights: dict, x: torch.Tensor):
+    """q(z|x) and p(z) of pythae 0.1.2's models as they train (their forward passes)."""
     first, second = encoder(x)
-    if kind == "svae":  # pythae: direction normalised, κ = softplus(output)
-        return VonMisesFisher(F.normalize(first, dim=-1), F.softplus(second).squeeze(-1)), HypersphericalUniform(
-            first.shape[-1]
-        )
+    if kind == "svae":  # direction normalised, κ = softplus(output) + 1 (get_nll drops the + 1)
+        kappa = F.softplus(second).squeeze(-1) + 1.0
+        return VonMisesFisher(F.normalize(first, dim=-1), kappa), HypersphericalUniform(first.shape[-1])
+    q = Independent(Normal(first, (0.5 * second).exp()), 1)
     if kind == "vae":
-        return Independent(Normal(first, (0.5 * second).exp()), 1), Independent(
-            Normal(torch.zeros_like(first[0]), torch.ones_like(first[0])), 1
-        )
-    # pythae's VAMP trains with log σ² = tanh(encoder output), posterior and pseudo-input
-    # components alike; pseudo-input k = Hardtanh(0, 1)(W e_k + b).
+        return q, Independent(Normal(torch.zeros_like(first[0]), torch.ones_like(first[0])), 1)
+    # VAMP: pseudo-input k = Hardtanh(0, 1)(W e_k + b); p(z) = the mean of q(z | u_k).
     layer = weights["pseudo_inputs"]
-    pseudo = (layer["weight"].T + layer["bias"]).clamp(0.0, 1.0)
-    mu_k, log_var_k = encoder(pseudo)
-    prior = DiagonalGaussianMixture(mu_k, (0.5 * torch.tanh(log_var_k)).exp())
-    return Independent(Normal(first, (0.5 * torch.tanh(second)).exp()), 1), prior
+    mu_k, log_var_k = encoder((layer["weight"].T + layer["bias"]).clamp(0.0, 1.0))
+    return q, DiagonalGaussianMixture(mu_k, (0.5 * log_var_k).exp())
 
 
 @torch.no_grad()
@@ -107,7 +103,7 @@ def train_ours(kind: str, seed: int, args, run_dir: Path) -> dict:
         with open(run_dir.parent / f"{run_dir.name}.log", "w") as log:
             subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT)
         (run_dir / "wall_s.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
     wall = run_dir / "wall_s.txt"
     return {"nll": metrics["test/nll"], "wall_s": float(wall.read_text()) if wall.exists() else None}
 

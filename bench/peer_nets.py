@@ -21,15 +21,23 @@ class Gated(nn.Module):
         super().__init__()
         self.h = nn.Linear(n_in, n_out)
         self.g = nn.Linear(n_in, n_out)
+        for linear in (self.h, self.g):
+            nn.init.kaiming_normal_(linear.weight)
+            nn.init.zeros_(linear.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.h(x) * torch.sigmoid(self.g(x))
 
 
 def _body(widths: list[int], gated: bool) -> nn.Sequential:
+    """Hidden layers initialised as vae_lab's (He-normal weights, zero biases); heads keep torch's."""
     layers: list[nn.Module] = []
     for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
         layers += [Gated(n_in, n_out)] if gated else [nn.Linear(n_in, n_out), nn.ReLU()]
+    for module in layers:
+        if isinstance(module, nn.Linear):
+            nn.init.kaiming_normal_(module.weight)
+            nn.init.zeros_(module.bias)
     return nn.Sequential(*layers)
 
 
