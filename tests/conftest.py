@@ -17,6 +17,9 @@ from omegaconf import open_dict
 from vae_lab.config import compose_with_hydra, task_config
 
 REPO = Path(__file__).resolve().parents[1]
+# Runs whose test does not look at the figures skip drawing them (seconds of matplotlib per run);
+# the end-to-end, density-gap and autoencoder tests keep them and check them.
+NO_FIGURES = ["~callbacks.latent_space", "~callbacks.collapse_figures", "~callbacks.report_figures"]
 
 
 def data_root() -> Path | None:

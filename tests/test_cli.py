@@ -7,7 +7,7 @@ import json
 import pytest
 
 import vae_lab
-from tests.conftest import assert_same_training, cli_in_process, needs_real_data, read_metrics, run_cli
+from tests.conftest import NO_FIGURES, assert_same_training, cli_in_process, needs_real_data, read_metrics, run_cli
 
 SMALL = ["eval.iw_samples_val=5", "eval.iw_samples_test=50", "callbacks.media.every_n_epochs=1"]
 
@@ -42,7 +42,7 @@ def test_train_end_to_end_on_a_slice_of_real_mnist(tmp_path):
 
 @pytest.mark.slow
 def test_multirun_writes_one_run_per_job(tmp_path, monkeypatch, capsys):
-    args = ["--multirun", "prior=gauss", "latent=2,3", "data=synthetic", "trainer.max_epochs=1", *SMALL]
+    args = ["--multirun", "prior=gauss", "latent=2,3", "data=synthetic", "trainer.max_epochs=1", *SMALL, *NO_FIGURES]
     code, out = cli_in_process(args, tmp_path, monkeypatch, capsys)
     jobs = sorted(tmp_path.glob("multirun/*/*/[0-9]*"))
     assert code == 0 and [j.name for j in jobs] == ["0", "1"], out[-2000:]
@@ -74,7 +74,14 @@ def test_ddp_cpu_training_and_evaluation_equal_one_process(tmp_path, monkeypatch
     noise (dynamic binarisation, ε): 200 steps on two processes, in groups of 3 per trip through
     Lightning's loop (steps_per_call; one process: the default 10), end at one process's weights
     and test metrics. Odd evaluation sizes: 7 batches of 70, dealt unevenly to the 2 processes."""
-    common = ["data=mnist", *SMALL, "eval.iw_samples_val=20", "eval.iw_samples_test=100", "eval.hole_samples=2000"]
+    common = [
+        "data=mnist",
+        *SMALL,
+        *NO_FIGURES,
+        "eval.iw_samples_val=20",
+        "eval.iw_samples_test=100",
+        "eval.hole_samples=2000",
+    ]
     common += ["data.module.limit_train=1000", "data.module.batch_size=20", "trainer.max_epochs=4"]
     common += ["data.module.limit_valid=490", "data.module.limit_test=490", "data.module.eval_batch_size=70"]
     assert cli_in_process([*common, f"hydra.run.dir={tmp_path / 'one'}"], tmp_path, monkeypatch, capsys)[0] == 0

@@ -7,10 +7,16 @@ import pytest
 import torch
 
 import vae_lab
-from tests.conftest import cli_in_process, read_metrics
+from tests.conftest import NO_FIGURES, cli_in_process, read_metrics
 from vae_lab.data.linear_gaussian import linear_gaussian_model
 
-FAST = ["experiment=collapse_linear", "data.module.limit_train=2000", "trainer.max_epochs=20", "optimizer.lr=2e-2"]
+FAST = [
+    "experiment=collapse_linear",
+    "data.module.limit_train=2000",
+    "trainer.max_epochs=20",
+    "optimizer.lr=2e-2",
+    *NO_FIGURES,
+]
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import lightning as L
 import pytest
 
 import vae_lab
-from tests.conftest import read_metrics
+from tests.conftest import NO_FIGURES, read_metrics
 from vae_lab.evaluate import main as evaluate_main
 from vae_lab.model import VAEModule
 from vae_lab.report import report
@@ -18,7 +18,7 @@ from vae_lab.run_folder import RunFolder
 from vae_lab.train import cli
 
 # 500 test points: enough for "more importance samples, tighter bound" to hold on average.
-TINY = ["data=synthetic", "trainer.max_epochs=2", "eval.iw_samples_val=0", "eval.iw_samples_test=2"]
+TINY = ["data=synthetic", "trainer.max_epochs=2", "eval.iw_samples_val=0", "eval.iw_samples_test=2", *NO_FIGURES]
 TINY += ["data.module.limit_train=1000", "data.module.limit_test=500", "callbacks.media.every_n_epochs=100"]
 
 

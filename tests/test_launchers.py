@@ -10,10 +10,10 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from tests.conftest import cli_in_process, read_metrics, run_cli
+from tests.conftest import NO_FIGURES, cli_in_process, read_metrics, run_cli
 from vae_lab.config import CONF_DIR
 
-FAST = ["data=synthetic", "trainer.max_epochs=1", "eval.iw_samples_val=5", "eval.iw_samples_test=5"]
+FAST = ["data=synthetic", "trainer.max_epochs=1", "eval.iw_samples_val=5", "eval.iw_samples_test=5", *NO_FIGURES]
 
 
 @pytest.mark.slow

@@ -6,13 +6,14 @@ import json
 
 import pytest
 
-from tests.conftest import cli_in_process, read_metrics, run_cli
+from tests.conftest import NO_FIGURES, cli_in_process, read_metrics, run_cli
 
 FAST = [
     "data=synthetic",
     "eval.iw_samples_val=5",
     "eval.iw_samples_test=20",
     "callbacks.media.every_n_epochs=100",
+    *NO_FIGURES,
 ]
 
 

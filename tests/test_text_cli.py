@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import assert_same_training, cli_in_process, compose_config, data_root, read_metrics, run_cli
+from tests.conftest import (
+    NO_FIGURES,
+    assert_same_training,
+    cli_in_process,
+    compose_config,
+    data_root,
+    read_metrics,
+    run_cli,
+)
 
 needs_text_data = pytest.mark.skipif(
     data_root() is None or not (data_root() / "ptb" / "ptb.train.txt").exists(), reason="PTB/20NG not found"
@@ -107,7 +115,14 @@ def test_yahoo_without_its_training_split_gives_the_missing_data_error(tmp_path,
 def test_ddp_cpu_text_training_and_evaluation_equal_one_process(tmp_path, monkeypatch, capsys):
     """Dropout and word dropout drawn for the global batch: two processes train as one. 130 test
     sentences in length-sorted batches of 20: 7 batches dealt unevenly to 2 processes."""
-    common = ["data=ptb", *TINY_LSTM, *SHORT_SAMPLES, "data.module.limit_train=100", "data.module.limit_valid=40"]
+    common = [
+        "data=ptb",
+        *TINY_LSTM,
+        *SHORT_SAMPLES,
+        *NO_FIGURES,
+        "data.module.limit_train=100",
+        "data.module.limit_valid=40",
+    ]
     common += ["data.module.limit_test=130", "data.module.eval_batch_size=20", "eval.iw_samples_test=5"]
     common += ["data.module.batch_size=10", "likelihood.word_dropout=0.3", "trainer.max_epochs=3"]
     assert cli_in_process([*common, f"hydra.run.dir={tmp_path / 'one'}"], tmp_path, monkeypatch, capsys)[0] == 0
