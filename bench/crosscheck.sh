@@ -8,6 +8,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export VAE_LAB_DATA="${VAE_LAB_DATA:-$ROOT/../shared/data}" WANDB_MODE="${WANDB_MODE:-offline}"
-bash bench/peer_env.sh > /dev/null
+bash bench/peer_env.sh > /dev/null  # the peer environment (idempotent)
 .venv-bench/bin/python bench/crosscheck_pythae.py "$@"
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" .venv/bin/python bench/crosscheck_ours.py "$@"
