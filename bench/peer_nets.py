@@ -14,6 +14,12 @@ from torch import nn
 INPUT_DIM = 784
 
 
+def _he_init(linear: nn.Linear) -> None:
+    """vae_lab's hidden-layer init: He-normal weights, zero biases."""
+    nn.init.kaiming_normal_(linear.weight)
+    nn.init.zeros_(linear.bias)
+
+
 class Gated(nn.Module):
     """h = Linear(x) * sigmoid(Linear(x)) (Tomczak & Welling's gated layer)."""
 
@@ -21,9 +27,8 @@ class Gated(nn.Module):
         super().__init__()
         self.h = nn.Linear(n_in, n_out)
         self.g = nn.Linear(n_in, n_out)
-        for linear in (self.h, self.g):
-            nn.init.kaiming_normal_(linear.weight)
-            nn.init.zeros_(linear.bias)
+        _he_init(self.h)
+        _he_init(self.g)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.h(x) * torch.sigmoid(self.g(x))
@@ -35,9 +40,8 @@ def _body(widths: list[int], gated: bool) -> nn.Sequential:
     for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
         layers += [Gated(n_in, n_out)] if gated else [nn.Linear(n_in, n_out), nn.ReLU()]
     for module in layers:
-        if isinstance(module, nn.Linear):
-            nn.init.kaiming_normal_(module.weight)
-            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Linear):  # the ReLU branch (Gated initialises its own)
+            _he_init(module)
     return nn.Sequential(*layers)
 
 
