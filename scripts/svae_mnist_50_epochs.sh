@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Davidson et al.'s MNIST table (docs/reproduction in README, REFERENCE.md §2) at a 2-core-CPU
+# Davidson et al.'s MNIST table (README "Reproduction status", REFERENCE.md §2) at a 2-core-CPU
 # budget: experiment=svae_mnist, N-VAE (prior=gauss) vs S-VAE (prior=vmf, learned κ),
 # d = 2, 5, 10, 20, 40, seeds 0-2 (30 jobs), 50 epochs each (the paper: up to 500 with early
 # stopping). KL warm-up over 10 epochs instead of 100: with 100, β would still be 0.5 when a
