@@ -78,8 +78,8 @@ def test_ddp_cpu_training_and_evaluation_equal_one_process(tmp_path, monkeypatch
         "data=mnist",
         *SMALL,
         *NO_FIGURES,
-        "eval.iw_samples_val=20",
-        "eval.iw_samples_test=100",
+        "eval.iw_samples_val=4",
+        "eval.iw_samples_test=20",
         "eval.hole_samples=2000",
     ]
     common += ["data.module.limit_train=1000", "data.module.batch_size=20", "trainer.max_epochs=4"]

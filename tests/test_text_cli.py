@@ -125,6 +125,7 @@ def test_ddp_cpu_text_training_and_evaluation_equal_one_process(tmp_path, monkey
         "data.module.limit_valid=40",
     ]
     common += ["data.module.limit_test=130", "data.module.eval_batch_size=20", "eval.iw_samples_test=5"]
+    common += ["eval.iw_samples_val=2"]  # the validation NLL is compared too; 20 samples only cost time
     common += ["data.module.batch_size=10", "likelihood.word_dropout=0.3", "trainer.max_epochs=3"]
     assert cli_in_process([*common, f"hydra.run.dir={tmp_path / 'one'}"], tmp_path, monkeypatch, capsys)[0] == 0
     run_cli([*common, "trainer=ddp_cpu", f"hydra.run.dir={tmp_path / 'ddp'}"], cwd=tmp_path)
