@@ -12,11 +12,12 @@
 # Seeds are the outer loop: a grid cut short still has every cell at the seeds it finished.
 # Re-running into the same folder resumes (finished jobs are skipped). Then:
 #   python -m vae_lab.report multirun/svae_mnist_50 --reference
-# EPOCHS, WARMUP, DIMS, SEEDS, PRIORS, HOLES and N_JOBS override the budget (e.g. a smoke test).
+# EPOCHS, WARMUP, DIMS, SEEDS, PRIORS, HOLES and N_JOBS override the budget; arguments after the
+# folder are passed on as overrides (a smoke test: data.module.limit_train=1000).
 set -euo pipefail
 ROOT=${1:-multirun/svae_mnist_50}
 ${PYTHON:-python} -m vae_lab.train --multirun experiment=svae_mnist \
   seed="${SEEDS:-0,1,2}" prior="${PRIORS:-gauss,vmf}" latent="${DIMS:-2,5,10,20,40}" \
   trainer.max_epochs="${EPOCHS:-50}" warmup="${WARMUP:-10}" trainer.precision=auto compile=false \
   eval.hole_samples="${HOLES:-0}" \
-  hydra/launcher=joblib hydra.launcher.n_jobs="${N_JOBS:-2}" threads=1 hydra.sweep.dir="$ROOT"
+  hydra/launcher=joblib hydra.launcher.n_jobs="${N_JOBS:-2}" threads=1 hydra.sweep.dir="$ROOT" "${@:2}"
