@@ -4,8 +4,8 @@
 # d = 2, 5, 10, 20, 40, seeds 0-2 (30 jobs), 50 epochs each (the paper: up to 500 with early
 # stopping). KL warm-up over 10 epochs instead of 100: with 100, β would still be 0.5 when a
 # 50-epoch budget ends, and the checkpoint scored would not be trained on the ELBO. Two jobs side
-# by side on one thread each (joblib), precision=auto, eager: compiling this model costs ~3.5 min
-# per job on one thread and saves ~2 s per epoch, so it does not pay back within 50 epochs (README
+# by side on one thread each (joblib), precision=auto, eager: compiling the S-VAE (d 10) cost ~3.5 min
+# per job on one thread and saved ~1–2 s per epoch, so it does not pay back within 50 epochs (README
 # "Reproduction status"). Test log-likelihood with the protocol's 500 importance samples on the
 # full test set, in fp32. The prior-hole metrics (eval.hole_samples) are not part of this table
 # and cost about as much as the NLL for the S-VAE, so they are off here (HOLES=128000 puts them back).
