@@ -9,7 +9,7 @@ import pytest
 import vae_lab
 from tests.conftest import NO_FIGURES, assert_same_training, cli_in_process, needs_real_data, read_metrics, run_cli
 
-SMALL = ["eval.iw_samples_val=5", "eval.iw_samples_test=50", "callbacks.media.every_n_epochs=1"]
+SMALL = ["eval.iw_samples_val=5", "eval.iw_samples_test=50", "eval.hole_samples=2000", "callbacks.media.every_n_epochs=1"]
 
 
 @needs_real_data
@@ -80,7 +80,6 @@ def test_ddp_cpu_training_and_evaluation_equal_one_process(tmp_path, monkeypatch
         *NO_FIGURES,
         "eval.iw_samples_val=4",
         "eval.iw_samples_test=20",
-        "eval.hole_samples=2000",
     ]
     common += ["data.module.limit_train=1000", "data.module.batch_size=20", "trainer.max_epochs=4"]
     common += ["data.module.limit_valid=490", "data.module.limit_test=490", "data.module.eval_batch_size=70"]
