@@ -9,7 +9,9 @@ import pytest
 import vae_lab
 from tests.conftest import NO_FIGURES, assert_same_training, cli_in_process, needs_real_data, read_metrics, run_cli
 
-SMALL = ["eval.iw_samples_val=5", "eval.iw_samples_test=50", "eval.hole_samples=2000", "callbacks.media.every_n_epochs=1"]
+# Few importance and prior samples (the hole metrics have their own tests), media every epoch.
+SMALL = ["eval.iw_samples_val=5", "eval.iw_samples_test=50", "eval.hole_samples=2000"]
+SMALL += ["callbacks.media.every_n_epochs=1"]
 
 
 @needs_real_data
