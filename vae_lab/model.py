@@ -275,9 +275,17 @@ class VAEModule(L.LightningModule):
         optimizer.zero_grad()
         self.manual_backward(loss)  # precision scaling and DDP gradient sync happen here
         if self.gradient_clip_val is not None:
-            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+            self._clip_gradients(optimizer)
         optimizer.step()
         return loss, log_px, kl, logs
+
+    def _clip_gradients(self, optimizer) -> None:
+        # Lightning refuses to clip for a fused optimiser under any mixed precision, since an fp16
+        # loss scaler would leave the gradients scaled; bf16 has no scaler, so they are final here.
+        if getattr(self.trainer.precision_plugin, "scaler", None) is None:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), self.gradient_clip_val)
+        else:
+            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
 
     def _logs_this_step(self) -> bool:
         """Only on the steps the loggers write: each ``self.log`` costs ~0.5 ms of Lightning
