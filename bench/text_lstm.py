@@ -43,7 +43,8 @@ class BareLSTMLanguageModel(nn.Module):
         out, _ = self.lstm(self.dropout(self.embed(x[:, :-1])))
         logits = self.head(self.dropout(out))
         targets = (x[:, 1:] - NUM_INPUT_ONLY).masked_fill(x[:, 1:] == PAD, -100)
-        return F.cross_entropy(logits.transpose(1, 2), targets, reduction="none").sum(-1).mean()
+        per_token = F.cross_entropy(logits.reshape(-1, VOCAB), targets.reshape(-1), reduction="none")
+        return per_token.reshape(targets.shape).sum(-1).mean()
 
 
 def lstm_vae() -> VAEModule:

@@ -14,6 +14,7 @@ from vae_lab.data.bow import count_words, load_20newsgroups
 from vae_lab.data.text import (
     BOS,
     EOS,
+    NUM_INPUT_ONLY,
     PAD,
     UNK,
     BucketBatches,
@@ -134,6 +135,26 @@ def test_sequence_log_prob_broadcasts_over_samples_and_chunking_does_not_matter(
     assert torch.allclose(joint, one_by_one, atol=1e-5)
     model.likelihood.chunk_elements = 1  # one row per chunk
     assert torch.allclose(joint, model.decode(z).log_prob(x), atol=1e-5)
+
+
+def test_sequence_log_prob_is_the_teacher_forced_sum_of_log_softmax_at_each_target():
+    """Against a step-by-step reference: run the decoder LSTM one token at a time and add
+    log softmax(head(h_t))[x_{t+1}] over the real tokens of each sentence."""
+    model = small_vae()
+    x = sentences([1, 2, 3, 4], [5], [])  # padding in two rows; the last predicts only <eos>
+    z = torch.randn(3, 3)
+    decoder = model.decoder(z)
+    expected = []
+    for row, ids in enumerate(x):
+        state, total = decoder.initial_state(slice(row, row + 1)), 0.0
+        for t in range(len(ids) - 1):
+            if ids[t + 1] == PAD:
+                break
+            features, state = decoder.run(ids[None, t : t + 1], state, slice(row, row + 1))
+            log_p = torch.log_softmax(model.likelihood.head(features[0, 0]), -1)
+            total += log_p[ids[t + 1] - NUM_INPUT_ONLY]  # outputs: end token, <unk>, words
+        expected.append(total)
+    torch.testing.assert_close(model.decode(z).log_prob(x), torch.stack(expected), rtol=1e-5, atol=1e-5)
 
 
 def test_ancestral_samples_start_with_bos_and_pad_after_the_end_token():

@@ -17,6 +17,18 @@ from vae_lab.nets.text import LatentConditionedLSTM
 from vae_lab.rng import draw_for_share
 
 
+def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """−log softmax(logits)[target] per position ``(n, T)`` from logits ``(n, T, V)``, 0 at padding.
+
+    Cross-entropy over rows of the contiguous ``(n·T, V)`` view, in fp32 (also under bf16 autocast):
+    over the transposed ``(n, V, T)`` layout torch copies the logits and normalises along a strided
+    axis, which cost as much as the softmax head's matmul (the bulk of a text VAE's work).
+    """
+    classes = (targets - NUM_INPUT_ONLY).masked_fill(targets == PAD, -100)
+    rows = logits.reshape(-1, logits.shape[-1]).float()
+    return F.cross_entropy(rows, classes.reshape(-1), ignore_index=-100, reduction="none").reshape(targets.shape)
+
+
 class TokenSequence(Distribution):
     """Autoregressive p(x|z) = Π_t p(x_t | x_<t, z) over padded id tensors ``x (…, T)``.
 
@@ -54,10 +66,7 @@ class TokenSequence(Distribution):
         for start in range(0, rows, step):
             r = slice(start, start + step)
             features, _ = self.decoder.run(inputs[r], self.decoder.initial_state(r), r)
-            logits = self.head(features)  # (n, T, V)
-            classes = (targets[r] - NUM_INPUT_ONLY).masked_fill(targets[r] == PAD, -100)
-            nll = F.cross_entropy(logits.transpose(1, 2), classes, ignore_index=-100, reduction="none")
-            out.append(-nll.sum(-1))
+            out.append(-token_nll(self.head(features), targets[r]).sum(-1))
         return torch.cat(out).reshape(self.batch_shape)
 
     @torch.no_grad()
