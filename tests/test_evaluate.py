@@ -72,6 +72,18 @@ def test_evaluate_with_more_samples_is_tighter_stored_beside_and_picked_by_the_r
     assert "S=64 importance samples, by vae_lab.evaluate (1 job)" in markdown
 
 
+def test_skip_done_keeps_a_stored_evaluation_and_runs_new_settings(finished_run, capsys):
+    """A re-launched script resumes: settings scored before are not scored again, others are."""
+    assert evaluate_main([str(finished_run), "eval.iw_samples_test=8"]) == 0
+    stored = json.loads((finished_run / "metrics.json").read_text())["evaluations"]
+    assert evaluate_main([str(finished_run), "eval.iw_samples_test=8", "--skip-done"]) == 0
+    assert "already evaluated with checkpoint=best" in capsys.readouterr().out
+    assert json.loads((finished_run / "metrics.json").read_text())["evaluations"] == stored  # times included
+    assert evaluate_main([str(finished_run), "eval.iw_samples_test=4", "--skip-done"]) == 0
+    keys = json.loads((finished_run / "metrics.json").read_text())["evaluations"]
+    assert len(keys) == len(stored) + 1 and any("iw_samples_test=4," in k for k in keys)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -24,7 +24,7 @@ from vae_lab.callbacks.progress import ProgressBar
 from vae_lab.compiling import AUTO
 from vae_lab.data.files import DataFileError
 from vae_lab.restore import CheckpointError, build_model, checkpoint_config, read_checkpoint
-from vae_lab.run_folder import EVAL_KEYS, RunFolder
+from vae_lab.run_folder import EVAL_KEYS, RunFolder, evaluation_key
 from vae_lab.train import ConfigError, one_line, print_metrics, validate_eval
 
 # Besides the eval.* settings keyed in metrics.json, what may differ without changing what is measured.
@@ -46,8 +46,11 @@ def parse_overrides(overrides: list[str]) -> dict[str, object]:
     return values
 
 
-def evaluate(folder: Path, overrides: list[str], which: str = "best") -> tuple[str, dict[str, float]]:
-    """Re-evaluate ``folder``'s checkpoint with ``overrides``; returns the evaluation's key and metrics."""
+def evaluate(
+    folder: Path, overrides: list[str], which: str = "best", skip_done: bool = False
+) -> tuple[str, dict[str, float]]:
+    """Re-evaluate ``folder``'s checkpoint with ``overrides``; returns the evaluation's key and metrics.
+    ``skip_done``: an evaluation with the same settings already stored is returned as it is."""
     run = RunFolder(folder)
     if run.summary() is None:
         raise ConfigError(f"{folder}: no finished run here (train it first, or check the path)")
@@ -58,6 +61,11 @@ def evaluate(folder: Path, overrides: list[str], which: str = "best") -> tuple[s
         for key, value in parse_overrides(overrides).items():
             OmegaConf.update(cfg, key, value)
     validate_eval(cfg.eval)
+    settings = {key: cfg.eval[key] for key in EVAL_KEYS} | {"checkpoint": which}
+    done = (run.summary().get("evaluations") or {}).get(evaluation_key(settings))
+    if skip_done and done is not None:
+        print(f"{folder}: already evaluated with {evaluation_key(settings)} (--skip-done): stored metrics")
+        return evaluation_key(settings), done["metrics"]
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     model = build_model(cfg, checkpoint)
@@ -80,7 +88,6 @@ def evaluate(folder: Path, overrides: list[str], which: str = "best") -> tuple[s
         default_root_dir=str(run.path),
     )
     metrics = {k: float(v) for k, v in trainer.test(model, datamodule=datamodule, verbose=False)[0].items()}
-    settings = {key: cfg.eval[key] for key in EVAL_KEYS} | {"checkpoint": which}
     key = run.add_evaluation(settings, metrics, str(path))
     return key, metrics
 
@@ -90,10 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path, help="a finished run folder (one job of vae_lab.train)")
     parser.add_argument("overrides", nargs="*", help="evaluation settings, e.g. eval.iw_samples_test=5000")
     parser.add_argument("--last", action="store_true", help="evaluate checkpoints/last.ckpt instead of best.ckpt")
+    parser.add_argument(
+        "--skip-done", action="store_true", help="do nothing where these settings were evaluated before (resuming)"
+    )
     args = parser.parse_args(argv)
     torch.set_float32_matmul_precision("high")
     try:
-        key, metrics = evaluate(args.folder, args.overrides, "last" if args.last else "best")
+        key, metrics = evaluate(args.folder, args.overrides, "last" if args.last else "best", args.skip_done)
     except (ConfigError, CheckpointError, DataFileError, InstantiationException) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
