@@ -7,7 +7,7 @@
 # (trainer.precision=auto: bf16-mixed where the CPU runs bf16 natively, fp32 otherwise) and the ELBO
 # perplexity as the test metric (the paper's). Then each job's best checkpoint is scored again in
 # fp32 by `vae_lab.evaluate` with IW_SAMPLES importance samples per sentence on the full test set
-# (default 100: 500, He et al.'s count, costs ~2.5 h per prior on one core here, see the README).
+# (default 100: 500, He et al.'s count, took 56 min on both cores for one prior here, see the README).
 # Re-running into the same folder resumes: finished jobs and evaluations are skipped. Then:
 #   python -m vae_lab.report multirun/text_ptb_5 --reference
 # EPOCHS, WARMUP, PRIORS, PRECISION, IW_SAMPLES and N_JOBS override the budget; arguments after

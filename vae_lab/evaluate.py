@@ -52,7 +52,8 @@ def evaluate(
     """Re-evaluate ``folder``'s checkpoint with ``overrides``; returns the evaluation's key and metrics.
     ``skip_done``: an evaluation with the same settings already stored is returned as it is."""
     run = RunFolder(folder)
-    if run.summary() is None:
+    summary = run.summary()
+    if summary is None:
         raise ConfigError(f"{folder}: no finished run here (train it first, or check the path)")
     path = run.checkpoint(which)
     checkpoint = read_checkpoint(path)
@@ -62,10 +63,11 @@ def evaluate(
             OmegaConf.update(cfg, key, value)
     validate_eval(cfg.eval)
     settings = {key: cfg.eval[key] for key in EVAL_KEYS} | {"checkpoint": which}
-    done = (run.summary().get("evaluations") or {}).get(evaluation_key(settings))
+    key = evaluation_key(settings)
+    done = (summary.get("evaluations") or {}).get(key)
     if skip_done and done is not None:
-        print(f"{folder}: already evaluated with {evaluation_key(settings)} (--skip-done): stored metrics")
-        return evaluation_key(settings), done["metrics"]
+        print(f"{folder}: already evaluated with {key} (--skip-done): stored metrics")
+        return key, done["metrics"]
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     model = build_model(cfg, checkpoint)
@@ -88,7 +90,7 @@ def evaluate(
         default_root_dir=str(run.path),
     )
     metrics = {k: float(v) for k, v in trainer.test(model, datamodule=datamodule, verbose=False)[0].items()}
-    key = run.add_evaluation(settings, metrics, str(path))
+    run.add_evaluation(settings, metrics, str(path))  # stored under the same key
     return key, metrics
 
 
