@@ -14,6 +14,8 @@ import math
 import torch
 from torch.distributions import Distribution, constraints
 
+from vae_lab.logsumexp import logsumexp
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -63,7 +65,7 @@ class DiagonalGaussianMixture(Distribution):
         """log (1/K) Σ_k N(value; loc_k, scale_k²) for ``value (..., L)`` -> (...)."""
         if self._validate_args:
             self._validate_sample(value)
-        return torch.logsumexp(self.component_log_prob(value), dim=-1) - math.log(self.num_components)
+        return logsumexp(self.component_log_prob(value), dim=-1) - math.log(self.num_components)
 
     def sample(self, sample_shape: torch.Size | tuple = ()) -> torch.Tensor:
         """Pick a component uniformly, then draw from it; shape ``sample_shape + (L,)``."""

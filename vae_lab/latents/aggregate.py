@@ -13,6 +13,7 @@ import torch
 from torch.distributions import Distribution
 
 from vae_lab.latents.base import LatentFamily
+from vae_lab.logsumexp import logsumexp
 
 
 def component_log_densities(latent: LatentFamily, q: Distribution, z: torch.Tensor) -> torch.Tensor:
@@ -27,7 +28,7 @@ def log_mixture(component_log_densities: torch.Tensor, mask: torch.Tensor | None
     mixture is then over the kept ones).
     """
     if mask is None:
-        return torch.logsumexp(component_log_densities, dim=-2) - math.log(component_log_densities.shape[-2])
+        return logsumexp(component_log_densities, dim=-2) - math.log(component_log_densities.shape[-2])
     masked = component_log_densities.masked_fill(~mask.unsqueeze(-1), -math.inf)
     kept = mask.sum(-1, keepdim=True).to(component_log_densities.dtype)
-    return torch.logsumexp(masked, dim=-2) - kept.log()
+    return logsumexp(masked, dim=-2) - kept.log()

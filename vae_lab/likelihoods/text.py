@@ -13,6 +13,7 @@ from torch.distributions import Distribution, constraints
 
 from vae_lab.data.text import BOS, EOS, NUM_INPUT_ONLY, PAD, UNK
 from vae_lab.likelihoods.base import Likelihood
+from vae_lab.logsumexp import logsumexp
 from vae_lab.nets.text import LatentConditionedLSTM
 from vae_lab.rng import draw_for_share
 
@@ -130,7 +131,7 @@ class BagOfWords(Distribution):
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         # Σ_w x_w (l_w − logsumexp l) without materialising a second (…, V) tensor.
-        return (x * self.logits).sum(-1) - x.sum(-1) * torch.logsumexp(self.logits, -1)
+        return (x * self.logits).sum(-1) - x.sum(-1) * logsumexp(self.logits, -1)
 
     @property
     def mean(self) -> torch.Tensor:

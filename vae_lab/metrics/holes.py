@@ -31,6 +31,7 @@ import torch
 from torchmetrics import Metric
 
 from vae_lab.compiling import AUTO, CompiledOrEager, check_setting, worth_compiling
+from vae_lab.logsumexp import logsumexp
 from vae_lab.rng import seeded_stream
 
 CU_THRESHOLDS = (0.01, 0.03, 0.05, 0.1)
@@ -122,7 +123,7 @@ class LatentHoles(Metric):
         n = q.batch_shape[0]
         step = max(1, (1 << 23) // n)
         pairwise = self.latent.pairwise_log_density
-        log_mixture = [torch.logsumexp(pairwise(q, chunk), dim=1) for chunk in z.split(step)]
+        log_mixture = [logsumexp(pairwise(q, chunk), dim=1) for chunk in z.split(step)]
         return torch.cat(log_mixture).double() - math.log(n)
 
     def _per_dimension_log_aggregate(self, q, z: torch.Tensor) -> torch.Tensor:
@@ -140,11 +141,11 @@ class LatentHoles(Metric):
         kernel = _per_dimension_kernel
         if worth_compiling(self.compile, z.device.type, long_enough=len(z) >= 50 * self.chunk_size):
             kernel = _compiled_kernel()
+        # Components along the last axis, (L, N): the kernel's sum over them runs over contiguous memory.
+        components = [t.T.contiguous() for t in (loc, inverse_scale, log_weight - shift)]
         sums = torch.cat(
             [
-                (kernel if len(chunk) == self.chunk_size else _per_dimension_kernel)(
-                    chunk, loc, inverse_scale, log_weight - shift
-                )
+                (kernel if len(chunk) == self.chunk_size else _per_dimension_kernel)(chunk, *components)
                 for chunk in z.split(self.chunk_size)
             ]
         )
@@ -152,7 +153,7 @@ class LatentHoles(Metric):
         far = (sums < UNDERFLOW).any(-1)
         if far.any():
             standardised = (z[far].unsqueeze(1) - loc) * inverse_scale
-            log_q[far] = torch.logsumexp(log_weight - 0.5 * standardised.square(), dim=1).double()
+            log_q[far] = logsumexp(log_weight - 0.5 * standardised.square(), dim=1).double()
         return log_q - 0.5 * math.log(2 * math.pi) - math.log(loc.shape[0])
 
 
@@ -162,9 +163,9 @@ UNDERFLOW = 1e-30  # a scaled mixture density this small has lost precision to f
 def _per_dimension_kernel(
     z: torch.Tensor, loc: torch.Tensor, inverse_scale: torch.Tensor, log_weight: torch.Tensor
 ) -> torch.Tensor:
-    """Σ_k exp(w_kd − ½ ((z_d − μ_kd) / σ_kd)²) for samples z (n, L) and components (N, L) -> (n, L)."""
-    standardised = (z.unsqueeze(1) - loc) * inverse_scale  # (n, N, L)
-    return torch.exp(log_weight - 0.5 * standardised.square()).sum(1, dtype=torch.float64)
+    """Σ_k exp(w_dk − ½ ((z_d − μ_dk) / σ_dk)²) for samples z (n, L) and components (L, N) -> (n, L)."""
+    standardised = (z.unsqueeze(-1) - loc) * inverse_scale  # (n, L, N)
+    return torch.exp(log_weight - 0.5 * standardised.square()).sum(-1, dtype=torch.float64)
 
 
 _COMPILED = None

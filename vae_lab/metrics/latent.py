@@ -7,6 +7,8 @@ import math
 import torch
 from torchmetrics import Metric
 
+from vae_lab.logsumexp import logsumexp
+
 
 class ActiveUnits(Metric):
     """Number of latent dimensions whose posterior-mean variance over the data exceeds ``threshold``.
@@ -110,7 +112,7 @@ class MutualInformation(Metric):
         q_all = self.posterior_fn(features)  # batch shape (N,)
         step = max(1, self.chunk_elements // (n * z.shape[-1]))
         log_aggregate = torch.cat(
-            [torch.logsumexp(self.pairwise_log_density(q_all, chunk), dim=1) for chunk in z.split(step)]
+            [logsumexp(self.pairwise_log_density(q_all, chunk), dim=1) for chunk in z.split(step)]
         ) - math.log(n)  # log q(z_i), (N,)
         mi = self.log_q_own / self.count - log_aggregate.to(torch.float64).mean()
         return mi.to(torch.float32)

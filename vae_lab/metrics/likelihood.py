@@ -15,6 +15,8 @@ from collections.abc import Callable
 import torch
 from torch.distributions import Distribution
 
+from vae_lab.logsumexp import logsumexp
+
 LOG2 = math.log(2.0)
 
 
@@ -35,7 +37,7 @@ def importance_sampled_log_likelihood(
     samples = q.sample((num_samples,))  # (S, B, L); evaluation needs no gradients
     for z in samples.split(chunk_size):
         log_w = log_px(z) + prior.log_prob(z) - q.log_prob(z)  # (chunk, B)
-        chunk = torch.logsumexp(log_w, dim=0)
+        chunk = logsumexp(log_w, dim=0)
         total = chunk if total is None else torch.logaddexp(total, chunk)
     return total - math.log(num_samples)
 
