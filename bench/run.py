@@ -69,7 +69,10 @@ def suites(quick: bool, rounds: int, native_bf16: bool = True) -> dict[str, list
         train += [variants[0], peer, floor, *variants[1:]]
     return {
         "train": train,
-        "eval": [("eval_ours", [OURS, "eval_ours.py", *(["--points", "50", "--rounds", "2"] if quick else [])])],
+        "eval": [
+            ("eval_ours", [OURS, "eval_ours.py", *(["--rounds", "2"] if quick else [])]),
+            ("logsumexp_rate", [OURS, "logsumexp_rate.py"]),
+        ],
         "vamp": [
             ("vamp_ours", [OURS, "vamp_ours.py", *steps, *vamp_precision]),
             ("peer_vamp", [PEER, "peer_pythae.py", "vamp", "nll", *steps]),
@@ -230,6 +233,12 @@ def summary(results: dict[str, dict | None]) -> list[str]:
             f"{100 * achieved / step_rate:.0f}% of the latter"
         )
     lines += _eval_lines(results.get("eval_ours"))
+    for r in dig(results.get("logsumexp_rate"), "results", default=[]):
+        lines.append(
+            f"log-sum-exp where most terms underflow, {r['case']}: torch {r['torch_ns_per_element']:.2f} ns/element, "
+            f"vae_lab {r['ours_ns_per_element']:.2f} ({ratio(r['torch_ns_per_element'], r['ours_ns_per_element'])}), "
+            f"{'identical' if r['equal'] else 'DIFFERENT'} results"
+        )
     lines += _vamp_lines(results.get("vamp_ours"), results.get("peer_vamp"))
     lines += _vmf_lines(results.get("vmf_sampling"))
     text = results.get("text_lstm")
