@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from step_rates import rates, save_result  # sibling script (bench/ is on sys.path when run as a script)
 from train_ours import linear_flops_per_example
 
+from vae_lab.compiling import torch_compile
 from vae_lab.config import compose_train_config
 from vae_lab.data.images import load_mnist_dynamic
 
@@ -142,7 +143,7 @@ def measure(train: torch.Tensor, steps: int, warmup: int, compiled: bool) -> dic
     model = vae_lab_model()
     params = weights_of(model)
     optimizer = NormGradAdam(params)
-    step_loss = torch.compile(loss_fn) if compiled else loss_fn
+    step_loss = torch_compile(loss_fn) if compiled else loss_fn
     batches = binarised_batches(train)
     beta = torch.tensor(1.0)
     ends, start = [], time.perf_counter()

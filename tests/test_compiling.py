@@ -24,6 +24,26 @@ def test_auto_compiles_only_long_work_and_only_with_a_compiler(monkeypatch, has_
     assert worth_compiling(False, "cpu", long_enough=True) is False
 
 
+@pytest.mark.parametrize("restriction", ["avx2", None])
+def test_a_restricted_instruction_set_compiles_into_its_own_kernel_cache(monkeypatch, restriction):
+    # Kernels cached by an unrestricted run gave wrong values when loaded under ATEN_CPU_CAPABILITY.
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    if restriction:
+        monkeypatch.setenv("ATEN_CPU_CAPABILITY", restriction)
+    else:
+        monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # what importing Lightning leaves
+    compiled = compiling.torch_compile(torch.sin)  # lazy: nothing is compiled until called
+    assert callable(compiled)
+    expected = f"{default_cache_dir()}_{restriction}" if restriction else default_cache_dir()
+    assert compiling.os.environ["TORCHINDUCTOR_CACHE_DIR"] == expected
+    # A folder the user chose is kept.
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/somewhere/chosen")
+    compiling.torch_compile(torch.sin)
+    assert compiling.os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/somewhere/chosen"
+
+
 def _evaluation_model(tmp_path, compile_setting):
     cfg = compose_config([*SMALL, f"eval.compile={compile_setting}"], tmp_path)
     torch.manual_seed(0)

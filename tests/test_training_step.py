@@ -166,3 +166,20 @@ def test_steps_per_call_trains_exactly_as_one_batch_per_call_and_stops_at_max_st
     assert trained[1].keys() == trained[3].keys()
     for name, value in trained[1].items():
         assert torch.equal(value, trained[3][name]), name
+
+
+def test_a_non_finite_per_example_likelihood_makes_the_reported_mean_nan_not_the_mean_of_the_rest(
+    tmp_path, monkeypatch
+):
+    datamodule, model = _model(tmp_path, "eval.iw_samples_test=5", "eval.hole_samples=0")
+    real = model.log_likelihood
+
+    def one_broken_estimate(x, q, num_samples):
+        values = real(x, q, num_samples)
+        return torch.cat([values[:1] * torch.nan, values[1:]])  # as a miscompiled kernel gave
+
+    monkeypatch.setattr(model, "log_likelihood", one_broken_estimate)
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, limit_test_batches=2)
+    metrics = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    assert torch.isnan(torch.tensor(metrics["test/nll"]))
+    assert torch.isfinite(torch.tensor(metrics["test/neg_elbo"]))

@@ -49,6 +49,26 @@ def worth_compiling(setting: bool | str, device_type: str, long_enough: bool) ->
     return long_enough and compiler_available(device_type)
 
 
+def torch_compile(fn: Callable, **options) -> Callable:
+    """``torch.compile(fn)``, with the on-disk kernel cache kept apart per instruction-set restriction.
+
+    ``ATEN_CPU_CAPABILITY`` (e.g. ``avx2``: how the benchmark makes an AVX-512 CPU behave like an
+    older one) changes the kernels torch generates but not the key of its on-disk cache: a restricted
+    run that loaded kernels an unrestricted run had cached computed wrong values (the default
+    model's test NLL 110.46 instead of 95.91; bench/README.md). Such runs get their own cache folder.
+    """
+    import torch
+
+    restriction = os.environ.get("ATEN_CPU_CAPABILITY")
+    if restriction:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+        # Unset, or the default that torch writes back once asked (importing Lightning does): not a user's choice.
+        if os.environ.get("TORCHINDUCTOR_CACHE_DIR") in (None, default_cache_dir()):
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{default_cache_dir()}_{restriction.lower()}"
+    return torch.compile(fn, **options)
+
+
 class CompiledOrEager:
     """``fn`` compiled on first use; if compiling or the compiled call fails, ``fn`` eagerly from then on."""
 
@@ -61,9 +81,7 @@ class CompiledOrEager:
         if self.failed:
             return self.fn(*args)
         if self.compiled is None:
-            import torch
-
-            self.compiled = torch.compile(self.fn, **self.options)
+            self.compiled = torch_compile(self.fn, **self.options)
         try:
             return self.compiled(*args)
         except Exception as err:  # noqa: BLE001 - any compiler failure: fall back, the run goes on

@@ -24,6 +24,7 @@ from vae_lab.compiling import (
     MIN_TRAINING_STEPS,
     CompiledOrEager,
     check_setting,
+    torch_compile,
     worth_compiling,
 )
 from vae_lab.latents.base import LatentFamily
@@ -108,10 +109,12 @@ class VAEModule(L.LightningModule):
             )
 
         self.extra_metric_names = list(dataset_metrics())
+        # A non-finite per-example value makes the mean NaN, visibly: torchmetrics' default drops NaNs
+        # with a warning and averages the rest, which turned a broken evaluation into a plausible NLL.
         self.eval_metrics = nn.ModuleDict(
             {
                 stage: nn.ModuleDict(
-                    {name: MeanMetric() for name in names}
+                    {name: MeanMetric(nan_strategy="disable") for name in names}
                     | {"active_units": ActiveUnits(latent.latent_dim)}
                     | dataset_metrics()
                 )
@@ -199,7 +202,7 @@ class VAEModule(L.LightningModule):
             return self.training_loss(x, beta)
         if self._compiled_loss is None:
             self._untraced_pass(x, beta)
-            self._compiled_loss = torch.compile(self.training_loss)
+            self._compiled_loss = torch_compile(self.training_loss)
         return self._compiled_loss(x, torch.tensor(beta, device=x.device))
 
     def _untraced_pass(self, x: torch.Tensor, beta: float, fn: Callable | None = None):
