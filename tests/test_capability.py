@@ -17,13 +17,14 @@ from vae_lab.train import build
 def native(request, monkeypatch):
     monkeypatch.setattr(capability, "cpu_has_native_bf16", lambda: request.param)
     monkeypatch.setattr(capability, "cpu_capability", lambda: "AVX512" if request.param else "AVX2")
+    monkeypatch.setattr(capability, "cpu_has_amx", lambda: False)
     return request.param
 
 
 def test_auto_picks_bf16_only_where_it_is_native(native):
     precision, note = capability.resolve_precision("auto", "cpu")
     assert precision == ("bf16-mixed" if native else "32-true")
-    assert note == f"trainer.precision=auto picked {precision} (CPU {'AVX512' if native else 'AVX2'}, " + (
+    assert note == f"trainer.precision=auto picked {precision} (CPU {'AVX512' if native else 'AVX2'}, AMX: no, " + (
         "native bf16: yes)" if native else "native bf16: no)"
     )
 
@@ -34,7 +35,7 @@ def test_explicit_bf16_warns_only_without_native_bf16(native):
     if native:
         assert warning is None
     else:
-        assert "CPU AVX2, native bf16: no" in warning and "slower than fp32" in warning
+        assert "CPU AVX2, AMX: no, native bf16: no" in warning and "slower than fp32" in warning
     assert capability.resolve_precision("32-true", "cpu") == ("32-true", None)
 
 

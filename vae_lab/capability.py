@@ -19,6 +19,11 @@ def cpu_capability() -> str:
     return torch.backends.cpu.get_cpu_capability()
 
 
+def cpu_has_amx() -> bool:
+    """Intel AMX tiles (Sapphire Rapids and later): oneDNN's fastest bf16 matmuls."""
+    return bool(torch.cpu._is_amx_tile_supported())
+
+
 def cpu_has_native_bf16() -> bool:
     """oneDNN executes bf16 natively (AVX512-BF16 or AMX)."""
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -35,7 +40,8 @@ def describe(accelerator: str) -> str:
     if accelerator in ("gpu", "cuda") or (accelerator == AUTO and torch.cuda.is_available()):
         name = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
         return f"GPU {name}, native bf16: {'yes' if has_native_bf16(accelerator) else 'no'}"
-    return f"CPU {cpu_capability()}, native bf16: {'yes' if cpu_has_native_bf16() else 'no'}"
+    amx, native = (("yes" if has else "no") for has in (cpu_has_amx(), cpu_has_native_bf16()))
+    return f"CPU {cpu_capability()}, AMX: {amx}, native bf16: {native}"
 
 
 def resolve_precision(requested: str | int, accelerator: str) -> tuple[str | int, str | None]:
