@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -440,7 +441,13 @@ def test_hyperspherical_jobs_give_the_papers_two_tables_with_its_values(tmp_path
     finally:
         del os.environ["WANDB_MODE"]
     (run,) = (sweep_dir / "wandb").glob("offline-run-*")
-    assert b"2026-01-02_03-04-05" in next(run.glob("run-*.wandb")).read_bytes()  # the sweep's group
+    # The sweep's group. W&B's service process writes the run file asynchronously; a CLI's exit
+    # flushes it, in-process the records may land a moment after finish() returned.
+    run_file = next(run.glob("run-*.wandb"))
+    deadline = time.monotonic() + 30
+    while b"2026-01-02_03-04-05" not in run_file.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert b"2026-01-02_03-04-05" in run_file.read_bytes()
     tables = sorted(p.name for p in (run / "files" / "media" / "table" / "report").glob("*.table.json"))
     assert [t.rsplit("_", 2)[0] for t in tables] == ["report_svae", "report_svae_terms"]
     rows = json.loads((run / "files" / "media" / "table" / "report" / tables[0]).read_text())["data"]
