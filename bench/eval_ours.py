@@ -26,6 +26,7 @@ from hydra.utils import instantiate
 from step_rates import save_result  # sibling script (bench/ is on sys.path when run as a script)
 
 from vae_lab.config import compose_train_config
+from vae_lab.data.datamodule import dynamic_binarisation
 
 CASES = {
     "gauss": {"overrides": [], "samples": 5000},
@@ -88,7 +89,7 @@ def briefly_train(model, train: torch.Tensor, steps: int, batch: int) -> None:
     model.train()
     for _ in range(steps):
         x = train[torch.randint(len(train), (batch,), generator=generator)]
-        x = (torch.rand(x.shape, generator=generator) < x).to(x.dtype)
+        x = dynamic_binarisation(x, generator)
         loss = model.training_loss(x, 1.0)[0]
         optimizer.zero_grad()
         loss.backward()

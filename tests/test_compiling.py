@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 import torch
@@ -37,11 +38,11 @@ def test_a_restricted_instruction_set_compiles_into_its_own_kernel_cache(monkeyp
     compiled = compiling.torch_compile(torch.sin)  # lazy: nothing is compiled until called
     assert callable(compiled)
     expected = f"{default_cache_dir()}_{restriction}" if restriction else default_cache_dir()
-    assert compiling.os.environ["TORCHINDUCTOR_CACHE_DIR"] == expected
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == expected
     # A folder the user chose is kept.
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/somewhere/chosen")
     compiling.torch_compile(torch.sin)
-    assert compiling.os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/somewhere/chosen"
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/somewhere/chosen"
 
 
 def _evaluation_model(tmp_path, compile_setting):
