@@ -83,7 +83,7 @@ def interleaved(model, x: torch.Tensor, samples: int, batch: int, rounds: int) -
 def briefly_train(model, train: torch.Tensor, steps: int, batch: int) -> None:
     """A few hundred optimiser steps on (re-binarised) training batches: at initialisation the
     posteriors overlap, while a trained model's log-weights and mixture terms span hundreds of nats,
-    the regime the real test meets (many exp terms underflow; vae_lab/logsumexp.py)."""
+    the regime the real test meets (many exp terms underflow; vae_lab/distributions/logsumexp.py)."""
     optimizer = model.configure_optimizers()
     generator = torch.Generator().manual_seed(0)
     model.train()

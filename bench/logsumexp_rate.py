@@ -1,10 +1,10 @@
-"""torch.logsumexp against vae_lab.logsumexp where most terms underflow, ns per element.
+"""torch.logsumexp against vae_lab.distributions.logsumexp where most terms underflow, ns per element.
 
     python bench/logsumexp_rate.py [--out F]
 
 Rows of log-densities spread over hundreds of nats (N(-100, 30²)), the regime of a trained model's
 mixture priors and aggregate posteriors: torch's eager CPU exp leaves its fast path for arguments
-whose results underflow, vae_lab.logsumexp clamps them (same values: checked here).
+whose results underflow, vae_lab.distributions.logsumexp clamps them (same values: checked here).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from step_rates import save_result  # sibling script (bench/ is on sys.path when run as a script)
 
-from vae_lab.logsumexp import logsumexp
+from vae_lab.distributions.logsumexp import logsumexp
 
 SHAPES = {"hole metrics (838 x 10000)": (838, 10_000), "VampPrior prior (3200 x 500)": (3200, 500)}
 

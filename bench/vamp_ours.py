@@ -73,7 +73,7 @@ def bench_training(cfg, precision: str, warmup: int, steps: int) -> tuple[dict, 
 def bench_evaluation(cfg, model, points: int, num_samples: int) -> dict:
     """Test-NLL points/s of ``model``. Its weights must be trained: at initialisation the pseudo-inputs'
     posteriors overlap, while after training most of a sample's K log-densities lie hundreds of nats
-    below the largest, the regime whose log-sum-exp the real test meets (vae_lab/logsumexp.py)."""
+    below the largest, the regime whose log-sum-exp the real test meets (vae_lab/distributions/logsumexp.py)."""
     torch.manual_seed(0)
     datamodule = instantiate(cfg.data.module)
     datamodule.setup("test")

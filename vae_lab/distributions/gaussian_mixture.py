@@ -14,7 +14,7 @@ import math
 import torch
 from torch.distributions import Distribution, constraints
 
-from vae_lab.logsumexp import logsumexp
+from vae_lab.distributions.logsumexp import logsumexp
 
 LOG_2PI = math.log(2 * math.pi)
 

@@ -12,8 +12,8 @@ import math
 import torch
 from torch.distributions import Distribution
 
+from vae_lab.distributions.logsumexp import logsumexp
 from vae_lab.latents.base import LatentFamily
-from vae_lab.logsumexp import logsumexp
 
 
 def component_log_densities(latent: LatentFamily, q: Distribution, z: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,8 @@ from torch import nn
 from torch.distributions import Distribution, constraints
 
 from vae_lab.data.text import BOS, EOS, NUM_INPUT_ONLY, PAD, UNK
+from vae_lab.distributions.logsumexp import logsumexp
 from vae_lab.likelihoods.base import Likelihood
-from vae_lab.logsumexp import logsumexp
 from vae_lab.nets.text import LatentConditionedLSTM
 from vae_lab.rng import draw_for_share
 

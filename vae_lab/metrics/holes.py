@@ -31,7 +31,7 @@ import torch
 from torchmetrics import Metric
 
 from vae_lab.compiling import AUTO, CompiledOrEager, check_setting, worth_compiling
-from vae_lab.logsumexp import logsumexp
+from vae_lab.distributions.logsumexp import logsumexp
 from vae_lab.rng import seeded_stream
 
 CU_THRESHOLDS = (0.01, 0.03, 0.05, 0.1)

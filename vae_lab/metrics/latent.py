@@ -7,7 +7,7 @@ import math
 import torch
 from torchmetrics import Metric
 
-from vae_lab.logsumexp import logsumexp
+from vae_lab.distributions.logsumexp import logsumexp
 
 
 class ActiveUnits(Metric):

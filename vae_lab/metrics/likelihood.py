@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch.distributions import Distribution
 
-from vae_lab.logsumexp import logsumexp
+from vae_lab.distributions.logsumexp import logsumexp
 
 LOG2 = math.log(2.0)
 

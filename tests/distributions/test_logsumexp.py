@@ -1,11 +1,11 @@
-"""vae_lab.logsumexp: torch.logsumexp's values and gradients, on the fast path for underflowing terms."""
+"""vae_lab.distributions.logsumexp: torch.logsumexp's values and gradients, on the fast path for underflowing terms."""
 
 import math
 
 import pytest
 import torch
 
-from vae_lab.logsumexp import FLOOR, logsumexp
+from vae_lab.distributions.logsumexp import FLOOR, logsumexp
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
