@@ -25,11 +25,11 @@ from vae_lab.compiling import AUTO
 from vae_lab.data.files import DataFileError
 from vae_lab.restore import CheckpointError, build_model, checkpoint_config, read_checkpoint
 from vae_lab.run_folder import EVAL_KEYS, RunFolder, evaluation_key
-from vae_lab.train import ConfigError, one_line, print_metrics, validate_eval
+from vae_lab.train import ConfigError, check_linear_backend, one_line, print_metrics, validate_eval
 
 # Besides the eval.* settings keyed in metrics.json, what may differ without changing what is measured.
-# eval.compile: speed only (same estimate to 1e-4); eval.hole_samples: the hole metrics' own precision.
-SETTABLE = ("eval.compile", "eval.hole_samples", "data.root", "threads")
+# eval.compile, linear_backend: speed only (same estimate to 1e-4); eval.hole_samples: the hole metrics' own precision.
+SETTABLE = ("eval.compile", "eval.hole_samples", "data.root", "threads", "linear_backend")
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, object]:
@@ -62,6 +62,7 @@ def evaluate(
         for key, value in parse_overrides(overrides).items():
             OmegaConf.update(cfg, key, value)
     validate_eval(cfg.eval)
+    check_linear_backend(cfg.get("linear_backend", AUTO))
     settings = {key: cfg.eval[key] for key in EVAL_KEYS} | {"checkpoint": which}
     key = evaluation_key(settings)
     done = (summary.get("evaluations") or {}).get(key)

@@ -16,7 +16,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from vae_lab import resolvers  # noqa: F401  (configs may name ${vae_lab.*:} resolvers)
+from vae_lab.capability import AUTO
 from vae_lab.checkpoints import UnreadableCheckpoint, read_checkpoint_file
+from vae_lab.nets.linear import set_linear_backend
 
 CONFIG_KEY = "vae_lab_config"
 
@@ -45,7 +47,9 @@ def checkpoint_config(checkpoint: dict) -> DictConfig:
 
 
 def build_model(cfg: DictConfig, checkpoint: dict):
-    """The model of ``cfg`` with the checkpoint's weights, in eval mode."""
+    """The model of ``cfg`` with the checkpoint's weights, in eval mode (its fp32 linear layers on
+    the backend ``cfg.linear_backend`` picks for this machine)."""
+    set_linear_backend(cfg.get("linear_backend", AUTO))
     model = instantiate(cfg.model)
     model.load_state_dict(checkpoint["state_dict"])
     model.run_config = checkpoint[CONFIG_KEY]

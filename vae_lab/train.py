@@ -27,12 +27,13 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from vae_lab import resolvers  # noqa: F401  (registers ${vae_lab.*:} config resolvers)
-from vae_lab.capability import resolve_precision
+from vae_lab.capability import LINEAR_BACKENDS, cpu_vendor, resolve_precision
 from vae_lab.checkpoints import AtomicCheckpointIO, NoLoadableCheckpoint, choose_resume_checkpoint
 from vae_lab.compiling import AUTO, check_setting
 from vae_lab.config import CONF_DIR
 from vae_lab.data.datamodule import check_global_batch
 from vae_lab.data.files import DataFileError
+from vae_lab.nets.linear import linear_backend, set_linear_backend
 from vae_lab.run_folder import EVAL_KEYS, RunFolder
 
 log = logging.getLogger("vae_lab")
@@ -76,6 +77,7 @@ def validate_config(cfg: DictConfig) -> None:
     if cfg.eval_ckpt not in ("best", "last"):
         raise ConfigError(f"eval_ckpt={cfg.eval_ckpt}: expected 'best' or 'last'")
     _check_compile_setting("compile", cfg.compile)
+    check_linear_backend(cfg.get("linear_backend", AUTO))
     if not _int_at_least(cfg.steps_per_call, 1):
         raise ConfigError(f"steps_per_call={cfg.steps_per_call}: must be a positive integer (1 = one batch per call)")
     if cfg.grad_clip is not None and not (isinstance(cfg.grad_clip, int | float) and cfg.grad_clip > 0):
@@ -92,6 +94,11 @@ def validate_config(cfg: DictConfig) -> None:
             f"trainer.accumulate_grad_batches={cfg.trainer.accumulate_grad_batches}: not supported; "
             "raise data.module.batch_size instead (or use more processes, trainer=ddp)"
         )
+
+
+def check_linear_backend(value: object) -> None:
+    if value not in (AUTO, *LINEAR_BACKENDS):
+        raise ConfigError(f"linear_backend={value}: expected auto, {' or '.join(LINEAR_BACKENDS)}")
 
 
 def validate_eval(eval_cfg: DictConfig) -> None:
@@ -177,9 +184,19 @@ def resolve_trainer_precision(cfg: DictConfig) -> None:
         cfg.trainer.precision = precision
 
 
+def resolve_linear_backend(cfg: DictConfig) -> None:
+    """Set the fp32 linear layers' backend (``linear_backend``) for this process and say which was picked."""
+    requested = cfg.get("linear_backend", AUTO)
+    chosen = set_linear_backend(requested)
+    log.info(
+        "linear_backend=%s: fp32 linear layers on %s (CPU vendor: %s)", requested, chosen, cpu_vendor() or "unknown"
+    )
+
+
 def build(cfg: DictConfig):
     """Instantiate datamodule, model, loggers, callbacks and trainer from a composed config."""
     resolve_trainer_precision(cfg)
+    resolve_linear_backend(cfg)
     datamodule = instantiate(cfg.data.module, steps_per_call=cfg.steps_per_call)
     model = instantiate(cfg.model)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)  # checkpoints carry it (vae_lab.load)
@@ -276,6 +293,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             overrides=job_overrides(),
             eval={key: cfg.eval[key] for key in EVAL_KEYS} | {"checkpoint": cfg.eval_ckpt},
             precision=str(cfg.trainer.precision),
+            linear_backend=linear_backend(),
             compiled_training=bool(model.compile_loss),
         )
         print_metrics(metrics, folder.path)

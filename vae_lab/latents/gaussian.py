@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.distributions import Distribution, Independent, Normal, kl_divergence
 
 from vae_lab.distributions.gaussian_mixture import DiagonalGaussianMixture
 from vae_lab.latents.base import LatentFamily, PosteriorFn
+from vae_lab.nets.linear import Linear
 from vae_lab.rng import draw_for_share
 
 
@@ -25,7 +25,7 @@ class GaussianLatent(LatentFamily):
         init_scale: float = 1.0,
     ):
         super().__init__(in_features, latent_dim)
-        self.head = nn.Linear(in_features, 2 * latent_dim)  # μ and log σ² in one matmul
+        self.head = Linear(in_features, 2 * latent_dim)  # μ and log σ² in one matmul
         if init_scale != 1.0:  # 0: every posterior starts at the prior N(0, I) (a collapsed start)
             with torch.no_grad():
                 self.head.weight.mul_(init_scale)

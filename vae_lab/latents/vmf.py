@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.distributions import Distribution
 
 from vae_lab.distributions.hyperspherical_uniform import HypersphericalUniform
 from vae_lab.distributions.power_spherical import PowerSpherical
 from vae_lab.distributions.von_mises_fisher import VonMisesFisher
 from vae_lab.latents.base import LatentFamily, PosteriorFn
+from vae_lab.nets.linear import Linear
 
 
 def _full_precision(t: torch.Tensor):
@@ -43,8 +43,8 @@ class SphericalLatent(LatentFamily):
         if kappa_floor < 0:
             raise ValueError(f"prior.kappa_floor={kappa_floor}: must be >= 0")
         super().__init__(in_features, latent_dim)
-        self.loc_head = nn.Linear(in_features, latent_dim)
-        self.kappa_head = nn.Linear(in_features, 1) if kappa is None else None
+        self.loc_head = Linear(in_features, latent_dim)
+        self.kappa_head = Linear(in_features, 1) if kappa is None else None
         self.fixed_kappa, self.kappa_floor = kappa, kappa_floor
 
     def concentration(self, h: torch.Tensor) -> torch.Tensor:  # (B,)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vae_lab.nets.linear import Linear
+
 # The kinds of data a data config can declare (`type:` in conf/data/*.yaml).
 DATA_TYPES = ("binary", "8bit", "continuous", "token_sequence", "word_counts")
 
@@ -25,7 +27,7 @@ class PixelwiseLinear(nn.Module):
         if in_features % dim:
             raise ValueError(f"per-pixel head: {in_features} features are not a whole number per pixel of {dim}")
         self.channels, self.dim = in_features // dim, dim
-        self.linear = nn.Linear(self.channels, outputs_per_pixel)
+        self.linear = Linear(self.channels, outputs_per_pixel)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         lead = features.shape[:-1]
@@ -38,7 +40,7 @@ def head(in_features: int, dim: int, outputs_per_pixel: int = 1, pixelwise: bool
     same map at every pixel (conv decoders, ``pixelwise``)."""
     if pixelwise:
         return PixelwiseLinear(in_features, dim, outputs_per_pixel)
-    return nn.Linear(in_features, outputs_per_pixel * dim)
+    return Linear(in_features, outputs_per_pixel * dim)
 
 
 class Likelihood(nn.Module):

@@ -14,6 +14,7 @@ from torch.distributions import Distribution, constraints
 from vae_lab.data.text import BOS, EOS, NUM_INPUT_ONLY, PAD, UNK
 from vae_lab.distributions.logsumexp import logsumexp
 from vae_lab.likelihoods.base import Likelihood
+from vae_lab.nets.linear import Linear
 from vae_lab.nets.text import LatentConditionedLSTM
 from vae_lab.rng import draw_for_share
 
@@ -111,7 +112,7 @@ class TokenSequenceLikelihood(Likelihood):
         chunk_elements: int = 1 << 24,
     ):
         super().__init__()
-        self.head = nn.Linear(in_features, vocab_size)
+        self.head = Linear(in_features, vocab_size)
         self.word_dropout, self.max_length, self.chunk_elements = word_dropout, max_length, chunk_elements
 
     def forward(self, decoder: LatentConditionedLSTM) -> TokenSequence:
@@ -144,7 +145,7 @@ class BagOfWordsLikelihood(Likelihood):
 
     def __init__(self, in_features: int, vocab_size: int):
         super().__init__()
-        self.head = nn.Linear(in_features, vocab_size)
+        self.head = Linear(in_features, vocab_size)
 
     def forward(self, features: torch.Tensor) -> BagOfWords:
         return BagOfWords(self.head(features))

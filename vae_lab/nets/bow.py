@@ -11,13 +11,14 @@ import torch
 from torch import nn
 
 from vae_lab.nets.dropout import GlobalBatchDropout
+from vae_lab.nets.linear import Linear
 
 
 class BowEncoder(nn.Module):
     def __init__(self, vocab_size: int, hidden: int = 400, dropout: float = 0.0):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(vocab_size, hidden), GlobalBatchDropout(dropout), nn.Tanh(), nn.Linear(hidden, hidden)
+            Linear(vocab_size, hidden), GlobalBatchDropout(dropout), nn.Tanh(), Linear(hidden, hidden)
         )
         self.hidden = hidden
 
@@ -28,7 +29,7 @@ class BowEncoder(nn.Module):
 class BowDecoder(nn.Module):
     def __init__(self, latent_dim: int, hidden: int = 400):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(latent_dim, hidden), nn.Tanh())
+        self.net = nn.Sequential(Linear(latent_dim, hidden), nn.Tanh())
         self.hidden = hidden
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # (..., L) -> (..., H)

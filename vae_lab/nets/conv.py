@@ -17,6 +17,8 @@ import math
 import torch
 from torch import nn
 
+from vae_lab.nets.linear import Linear
+
 
 def _convs(channels: int, count: int) -> list[nn.Module]:
     layers = []
@@ -71,7 +73,7 @@ class ConvEncoder(nn.Module):
         layers = [nn.Conv2d(1, channels, 3, padding=1), nn.ReLU()]
         for _ in range(scales):
             layers += [scale_body(channels, layers_per_scale, residual_blocks), nn.MaxPool2d(2)]
-        self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels * low * low, hidden), nn.ReLU())
+        self.net = nn.Sequential(*layers, nn.Flatten(), Linear(channels * low * low, hidden), nn.ReLU())
         self.out_features = hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,7 +103,7 @@ class ConvDecoder(nn.Module):
                 f"decoder=conv hands the likelihood {channels} features per pixel: hidden must be "
                 f"{channels * image_size * image_size} and pixelwise true (got {hidden}, {pixelwise})"
             )
-        self.start = nn.Sequential(nn.Linear(in_features, channels * low * low), nn.ReLU())
+        self.start = nn.Sequential(Linear(in_features, channels * low * low), nn.ReLU())
         layers = []
         for _ in range(scales):
             layers += [scale_body(channels, layers_per_scale, residual_blocks)]

@@ -9,11 +9,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vae_lab.nets.linear import Linear
+
 
 class GatedDense(nn.Module):
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
-        self.linear = nn.Linear(in_features, 2 * out_features)
+        self.linear = Linear(in_features, 2 * out_features)
         nn.init.kaiming_normal_(self.linear.weight)  # He init, as the reference code
         nn.init.zeros_(self.linear.bias)
 
@@ -27,7 +29,7 @@ ACTIVATIONS = ("gated", "relu")
 
 class ReLUDense(nn.Sequential):
     def __init__(self, in_features: int, out_features: int):
-        linear = nn.Linear(in_features, out_features)
+        linear = Linear(in_features, out_features)
         nn.init.kaiming_normal_(linear.weight, nonlinearity="relu")
         nn.init.zeros_(linear.bias)
         super().__init__(linear, nn.ReLU())

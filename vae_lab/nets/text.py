@@ -17,6 +17,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from vae_lab.data.text import NUM_INPUT_ONLY, PAD
 from vae_lab.nets.dropout import GlobalBatchDropout
+from vae_lab.nets.linear import Linear
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (1, N, H)
 
@@ -46,7 +47,7 @@ class LSTMEncoder(nn.Module):
         self.lstm = nn.LSTM(embedding, hidden, batch_first=True, bidirectional=bidirectional)
         self.dropout = GlobalBatchDropout(dropout)
         # Xu & Durrett: the final h and c of every direction, concatenated, then one linear map.
-        self.to_features = nn.Linear(2 * (1 + bidirectional) * hidden, hidden)
+        self.to_features = Linear(2 * (1 + bidirectional) * hidden, hidden)
         self.hidden = hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -104,7 +105,7 @@ class LSTMDecoder(nn.Module):
     ):
         super().__init__()
         self.embed = nn.Embedding(vocab_size + NUM_INPUT_ONLY, embedding, padding_idx=PAD)
-        self.z_to_state = nn.Linear(latent_dim, 2 * hidden)
+        self.z_to_state = Linear(latent_dim, 2 * hidden)
         self.lstm = nn.LSTM(embedding + latent_dim * feed_z, hidden, batch_first=True)
         self.dropout = GlobalBatchDropout(dropout)
         self.feed_z, self.skip_z = feed_z, skip_z
