@@ -23,6 +23,7 @@ from step_rates import save_result
 from torch.utils.flop_counter import FlopCounterMode
 from train_ours import measure
 
+from vae_lab.capability import ONEDNN, fast_fp32_linear_backend
 from vae_lab.config import compose_train_config
 from vae_lab.train import build
 
@@ -66,7 +67,8 @@ def main() -> None:
     result = {
         "machine_rates_gflops": {
             "conv3x3_100x32x28x28": conv_gflops(),
-            "matmul_100x512x512": measure_matmul_gflops(100, 512, 512),
+            # with the library the MLP's layers use (linear_backend=auto)
+            "matmul_100x512x512": measure_matmul_gflops(100, 512, 512, onednn=fast_fp32_linear_backend() == ONEDNN),
         },
         "threads": torch.get_num_threads(),
     }

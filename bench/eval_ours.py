@@ -8,9 +8,10 @@ the default Gaussian VAE (dynamic MNIST) at S = 5000 and the VampPrior (static M
 S = 500, with the default chunking, eagerly and with the decoder pass compiled (``eval.compile``),
 in interleaved rounds (medians).
 Beside it, in the same rounds, the limit its matmuls alone allow: each decoder Linear layer's
-product as a plain ``torch.mm`` at the evaluation's own shapes (rows = chunk × batch), as many
-times as the evaluation runs it. The ratio (taken within each round) is the fraction of that
-limit the evaluation reaches. Both runs
+product at the evaluation's own shapes (rows = chunk × batch), as many times as the evaluation
+runs it, with the library the layers use (``linear_backend``: oneDNN on AMD CPUs, torch's default
+elsewhere), and for reference with ``torch.mm`` (torch's default, Intel MKL). The ratio (taken
+within each round) is the fraction of the first limit the evaluation reaches. Both runs
 must give the same estimate (printed: the largest per-point difference in nats).
 """
 
@@ -27,6 +28,7 @@ from step_rates import save_result  # sibling script (bench/ is on sys.path when
 
 from vae_lab.config import compose_train_config
 from vae_lab.data.datamodule import dynamic_binarisation
+from vae_lab.nets.linear import linear, linear_backend, set_linear_backend
 
 CASES = {
     "gauss": {"overrides": [], "samples": 5000},
@@ -42,16 +44,18 @@ def decoder_shapes(model) -> list[tuple[int, int]]:
     return [(m.in_features, m.out_features) for m in decoder_linears(model)]
 
 
-def time_matmuls_only(model, rows: int, samples: int, points: int, batch: int) -> float:
+def time_matmuls_only(model, rows: int, samples: int, points: int, batch: int, torch_mm: bool = False) -> float:
     """Points/s if the decoder's matmuls were all the evaluation did: each decoder layer's product
-    as a plain ``torch.mm`` at the evaluation's shapes (``rows`` = chunk × batch), as many times
-    as the evaluation of ``points`` points at S = ``samples`` runs it."""
-    operands = [(torch.randn(rows, k), torch.randn(k, n), torch.empty(rows, n)) for k, n in decoder_shapes(model)]
+    at the evaluation's shapes (``rows`` = chunk × batch), as many times as the evaluation of
+    ``points`` points at S = ``samples`` runs it; with the layers' own ``linear`` (its backend), or
+    as a plain ``torch.mm``."""
+    operands = [(torch.randn(rows, k), torch.randn(n, k), torch.empty(rows, n)) for k, n in decoder_shapes(model)]
     chunks = -(-samples * batch // rows) * -(-points // batch)
     start = time.perf_counter()
-    for _ in range(chunks):
-        for a, w, out in operands:
-            torch.mm(a, w, out=out)
+    with torch.no_grad():
+        for _ in range(chunks):
+            for a, w, out in operands:
+                torch.mm(a, w.t(), out=out) if torch_mm else linear(a, w)
     return points / (time.perf_counter() - start)
 
 
@@ -69,7 +73,7 @@ def interleaved(model, x: torch.Tensor, samples: int, batch: int, rounds: int) -
     """Eager and compiled, alternating: this VM's speed drifts, so only same-round figures compare."""
     for compile in (False, True):  # warm-up, and compiling
         time_evaluation(model, x[:batch], samples, compile, batch)
-    rates = {False: [], True: [], "matmuls": []}
+    rates = {False: [], True: [], "matmuls": [], "torch_mm": []}
     rows = model.iw_chunk_size * batch
     for _ in range(rounds):
         for compile in (False, True):
@@ -77,6 +81,7 @@ def interleaved(model, x: torch.Tensor, samples: int, batch: int, rounds: int) -
             rates[compile].append(rate)
             rates[f"estimate_{compile}"] = estimate
         rates["matmuls"].append(time_matmuls_only(model, rows, samples, len(x), batch))
+        rates["torch_mm"].append(time_matmuls_only(model, rows, samples, len(x), batch, torch_mm=True))
     return rates
 
 
@@ -101,6 +106,7 @@ def measure(case: str, points: int, rounds: int, chunk: int | None, train_steps:
     spec = CASES[case]
     chunk_override = [f"eval.iw_chunk_size={chunk}"] if chunk else []
     cfg = compose_train_config(["logger=[]", *spec["overrides"], *chunk_override])
+    set_linear_backend(cfg.linear_backend)  # as vae_lab.train and vae_lab.evaluate do
     torch.manual_seed(0)
     datamodule, model = instantiate(cfg.data.module), instantiate(cfg.model)
     datamodule.setup("test")
@@ -113,7 +119,7 @@ def measure(case: str, points: int, rounds: int, chunk: int | None, train_steps:
     x = datamodule.splits.test[:points]
     samples = spec["samples"]
     rates = interleaved(model, x, samples, batch, rounds)
-    eager, compiled, limit = (statistics.median(rates[key]) for key in (False, True, "matmuls"))
+    eager, compiled, limit, limit_mm = (statistics.median(rates[key]) for key in (False, True, "matmuls", "torch_mm"))
     ll_eager, ll_compiled = rates["estimate_False"], rates["estimate_True"]
     flops = sum(2 * k * n for k, n in decoder_shapes(model))
     result = {
@@ -126,12 +132,15 @@ def measure(case: str, points: int, rounds: int, chunk: int | None, train_steps:
         "rounds": rounds,
         "eager_points_per_s": eager,
         "compiled_points_per_s": compiled,
+        "linear_backend": linear_backend(),
         "limit_points_per_s": limit,
+        "torch_mm_limit_points_per_s": limit_mm,
         "eager_points_per_s_by_round": rates[False],
         "compiled_points_per_s_by_round": rates[True],
         "limit_points_per_s_by_round": rates["matmuls"],
         "decoder_flops_per_sample": flops,
         "matmul_gflops_at_these_shapes": limit * samples * flops / 1e9,
+        "torch_mm_gflops_at_these_shapes": limit_mm * samples * flops / 1e9,
         "max_abs_difference_nats": (ll_eager - ll_compiled).abs().max().item(),
         "mean_log_likelihood": ll_eager.mean().item(),
     }
@@ -141,8 +150,9 @@ def measure(case: str, points: int, rounds: int, chunk: int | None, train_steps:
         result[f"{name}_fraction_of_limit"] = statistics.median(fractions)
     print(
         f"{case}: S={samples}, chunk {model.iw_chunk_size} x batch {batch}: eager {eager:.1f}, compiled {compiled:.1f} "
-        f"points/s; matmul limit {limit:.1f} points/s "
-        f"({result['matmul_gflops_at_these_shapes']:.0f} GFLOP/s) -> {result['eager_fraction_of_limit']:.2f} / "
+        f"points/s; matmul limit ({linear_backend()}) {limit:.1f} points/s "
+        f"({result['matmul_gflops_at_these_shapes']:.0f} GFLOP/s; torch.mm {limit_mm:.1f}) -> "
+        f"{result['eager_fraction_of_limit']:.2f} / "
         f"{result['compiled_fraction_of_limit']:.2f} of it; estimates differ by <= "
         f"{result['max_abs_difference_nats']:.1e} nats",
         flush=True,

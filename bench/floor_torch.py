@@ -7,7 +7,9 @@ latent 40, Bernoulli decoder with logits clamped as the VampPrior code, batch 10
 binarised MNIST, AdamNormGrad lr 5e-4), written as tensors and functions with no framework: no
 Lightning, no distribution objects, no config. The loss (forward + backward) is `torch.compile`d
 (`--eager`: not), and the per-parameter gradient normalisation is folded into torch's fused Adam
-kernel (its `grad_scale` argument divides the gradient inside the update).
+kernel (its `grad_scale` argument divides the gradient inside the update). Its matmuls are the
+fastest this machine offers, as vae_lab's own: `vae_lab.nets.linear.linear` on the backend
+`linear_backend=auto` picks (oneDNN on AMD CPUs; `--linear-backend torch` for torch's default).
 
 The weights start as vae_lab's (same seed, copied from the composed model), and `--check`
 first runs a few steps of this loop eagerly beside vae_lab's own step (`VAEModule.training_loss`
@@ -30,6 +32,7 @@ from train_ours import linear_flops_per_example
 from vae_lab.compiling import torch_compile
 from vae_lab.config import compose_train_config
 from vae_lab.data.images import load_mnist_dynamic
+from vae_lab.nets.linear import linear, set_linear_backend
 
 BATCH = 100
 LR = 5e-4
@@ -53,18 +56,18 @@ def weights_of(model) -> list[torch.Tensor]:
 
 
 def gated(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    value, gate = F.linear(h, weight, bias).chunk(2, dim=-1)
+    value, gate = linear(h, weight, bias).chunk(2, dim=-1)
     return value * torch.sigmoid(gate)
 
 
 def loss_fn(params: list[torch.Tensor], x: torch.Tensor, eps: torch.Tensor, beta: torch.Tensor):
     e1w, e1b, e2w, e2b, qw, qb, d1w, d1b, d2w, d2b, ow, ob = params
     h = gated(gated(x, e1w, e1b), e2w, e2b)
-    mean, logvar = F.linear(h, qw, qb).chunk(2, dim=-1)
+    mean, logvar = linear(h, qw, qb).chunk(2, dim=-1)
     logvar = logvar.clamp(MIN_LOGVAR, MAX_LOGVAR)
     std = torch.exp(0.5 * logvar)
     z = mean + std * eps
-    logits = F.linear(gated(gated(z, d1w, d1b), d2w, d2b), ow, ob).clamp(-MAX_LOGIT, MAX_LOGIT)
+    logits = linear(gated(gated(z, d1w, d1b), d2w, d2b), ow, ob).clamp(-MAX_LOGIT, MAX_LOGIT)
     log_px = (x * logits - F.softplus(logits)).sum(-1)
     kl = 0.5 * (mean.square() + std.square() - 1.0 - logvar).sum(-1)
     return (beta * kl - log_px).mean()
@@ -179,10 +182,12 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=30)
     parser.add_argument("--eager", action="store_true", help="do not compile the loss")
     parser.add_argument("--check", action="store_true", help="first check the loop against vae_lab's own step")
+    parser.add_argument("--linear-backend", default="auto", help="auto, torch or onednn (vae_lab's linear_backend)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     train = load_mnist_dynamic(root=None).train
-    result = {"check": check_against_vae_lab(train)} if args.check else {}
+    result = {"linear_backend": set_linear_backend(args.linear_backend)}
+    result |= {"check": check_against_vae_lab(train)} if args.check else {}
     result |= measure(train, args.steps, args.warmup_steps, compiled=not args.eager)
     save_result(result, args.out)
 

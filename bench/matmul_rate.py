@@ -1,6 +1,8 @@
-"""This machine's matmul rate (GFLOP/s) with torch.matmul, as the ceiling a training step is compared to.
+"""This machine's matmul rate (GFLOP/s), as the ceiling a training step is compared to.
 
-Standalone (only torch) and importable: ``measure_matmul_gflops(m, k, n, dtype)``.
+Standalone (only torch) and importable: ``measure_matmul_gflops(m, k, n, dtype, onednn)``. fp32 is
+measured twice: with ``torch.matmul`` (Intel MKL in torch's CPU build) and with oneDNN, torch's
+other CPU matmul library (``vae_lab.nets.linear`` uses it where it is faster: AMD CPUs).
 
     python bench/matmul_rate.py --out bench/out/matmul_rate.json
 
@@ -24,22 +26,39 @@ SIZES = [(100, 784, 300), (100, 300, 300), (100, 300, 784), (500, 784, 300), (20
 
 
 def measure_matmul_gflops(
-    m: int, k: int, n: int, dtype: torch.dtype = torch.float32, repeats: int = 7, min_time: float = 0.05
+    m: int,
+    k: int,
+    n: int,
+    dtype: torch.dtype = torch.float32,
+    onednn: bool = False,
+    repeats: int = 7,
+    min_time: float = 0.05,
 ) -> float:
     """Best-of-``repeats`` rate of ``(m, k) @ (k, n)`` in GFLOP/s (2·m·k·n FLOPs per product).
 
     Each repeat runs enough back-to-back products to last at least ``min_time`` seconds, so
-    small sizes are not dominated by timer resolution.
+    small sizes are not dominated by timer resolution. ``onednn``: the product as oneDNN's linear
+    layer (the weight stored (n, k), as a layer's is) instead of ``torch.matmul``.
     """
     a = torch.randn(m, k, dtype=dtype)
     b = torch.randn(k, n, dtype=dtype)
     out = torch.empty(m, n, dtype=dtype)
-    torch.matmul(a, b, out=out)  # warm-up: first call picks kernels and allocates workspace
+    if onednn:
+        weight = b.t().contiguous()
+
+        def product():
+            return torch.ops.mkldnn._linear_pointwise(a, weight, None, "none", [], "")
+    else:
+
+        def product():
+            return torch.matmul(a, b, out=out)
+
+    product()  # warm-up: first call picks kernels and allocates workspace
     reps = 1
     while True:  # calibrate the inner count to min_time
         t0 = time.perf_counter()
         for _ in range(reps):
-            torch.matmul(a, b, out=out)
+            product()
         if time.perf_counter() - t0 >= min_time:
             break
         reps *= 2
@@ -47,7 +66,7 @@ def measure_matmul_gflops(
     for _ in range(repeats):
         t0 = time.perf_counter()
         for _ in range(reps):
-            torch.matmul(a, b, out=out)
+            product()
         best = min(best, (time.perf_counter() - t0) / reps)
     return 2.0 * m * k * n / best / 1e9
 
@@ -82,20 +101,23 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    dtypes = [torch.float32]
+    kinds = [(torch.float32, False)]
+    if torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        kinds.append((torch.float32, True))
     if not args.no_bf16 and bf16_supported():
-        dtypes.append(torch.bfloat16)
+        kinds.append((torch.bfloat16, False))
 
     rows = []
     load = os.getloadavg()[0]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_model()}, load {load:.1f}")
-    print(f"{'m x k x n':>18s} {'dtype':>9s} {'GFLOP/s':>9s}")
-    for dtype in dtypes:
+    print(f"{'m x k x n':>18s} {'dtype':>9s} {'library':>13s} {'GFLOP/s':>9s}")
+    for dtype, onednn in kinds:
+        library = "oneDNN" if onednn else "torch.matmul"
         for m, k, n in SIZES:
-            gflops = measure_matmul_gflops(m, k, n, dtype, repeats=args.repeats)
+            gflops = measure_matmul_gflops(m, k, n, dtype, onednn, repeats=args.repeats)
             name = str(dtype).removeprefix("torch.")
-            rows.append({"m": m, "k": k, "n": n, "dtype": name, "gflops": gflops})
-            print(f"{f'{m}x{k}x{n}':>18s} {name:>9s} {gflops:9.1f}")
+            rows.append({"m": m, "k": k, "n": n, "dtype": name, "library": library, "gflops": gflops})
+            print(f"{f'{m}x{k}x{n}':>18s} {name:>9s} {library:>13s} {gflops:9.1f}")
 
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

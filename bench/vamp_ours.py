@@ -27,6 +27,8 @@ from hydra.utils import instantiate
 from omegaconf import open_dict
 from step_rates import rates  # sibling script (bench/ is on sys.path when run as a script)
 
+from vae_lab.nets.linear import set_linear_backend
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -109,6 +111,7 @@ def main() -> None:
     os.environ.setdefault("VAE_LAB_DATA", str(REPO.parent / "shared" / "data"))
     torch.set_float32_matmul_precision("high")
     cfg = compose_model_config(args.overrides)
+    backend = set_linear_backend(cfg.linear_backend)  # as vae_lab.train does
 
     result = {
         "library": "vae_lab",
@@ -116,6 +119,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "model": "data=mnist_static prior=vamp latent=40 " + " ".join(args.overrides),
         "components": cfg.prior.components,
+        "linear_backend": backend,
         "batch": cfg.data.module.batch_size,
         "loadavg_start": os.getloadavg(),
     }
