@@ -25,6 +25,7 @@ from train_ours import measure
 
 from vae_lab.capability import ONEDNN, fast_fp32_linear_backend
 from vae_lab.config import compose_train_config
+from vae_lab.nets.linear import set_linear_backend
 from vae_lab.train import build
 
 VARIANTS = {"mlp": ["experiment=collapse_depth"], "conv": ["experiment=collapse_depth_conv"]}
@@ -37,8 +38,14 @@ def flops_per_example(overrides: list[str]) -> float:
         datamodule, model, _, _ = build(cfg)
     datamodule.setup()
     x = datamodule.splits.train[: cfg.data.module.batch_size]
-    with FlopCounterMode(display=False) as counter:
-        model.training_loss(x, 1.0)[0].backward()
+    # Counted on torch's own kernels: the counter knows aten's matmuls, not oneDNN's linear op
+    # (same products, same FLOPs).
+    set_linear_backend("torch")
+    try:
+        with FlopCounterMode(display=False) as counter:
+            model.training_loss(x, 1.0)[0].backward()
+    finally:
+        set_linear_backend(cfg.linear_backend)
     return counter.get_total_flops() / len(x)
 
 

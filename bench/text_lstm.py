@@ -5,6 +5,7 @@ length-bucketed PTB batches (batch 20) with the same sizes (embedding 100, LSTM 
 softmax), SGD and gradient clipping 0.25. The VAE step is the model's own ELBO step
 (``VAEModule.training_loss`` with the ELBO: LSTM encoder, Gaussian latent 50, z-conditioned LSTM
 decoder); the bare loop is embedding → nn.LSTM → linear → cross-entropy, the practical floor.
+Both output layers multiply on the library ``linear_backend=auto`` picks (vae_lab.nets.linear).
 Blocks of steps alternate between the two so a shared machine's load hits both alike; each
 figure is the best block.
 """
@@ -25,6 +26,7 @@ from vae_lab.data.text import NUM_INPUT_ONLY, PAD, BucketBatches, count_predicte
 from vae_lab.latents.gaussian import GaussianLatent
 from vae_lab.likelihoods.text import TokenSequenceLikelihood
 from vae_lab.model import VAEModule
+from vae_lab.nets.linear import Linear, set_linear_backend
 from vae_lab.nets.text import LSTMDecoder, LSTMEncoder
 from vae_lab.objectives import ELBO
 
@@ -36,7 +38,7 @@ class BareLSTMLanguageModel(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(VOCAB + NUM_INPUT_ONLY, EMB, padding_idx=PAD)
         self.lstm = nn.LSTM(EMB, HIDDEN, batch_first=True)
-        self.head = nn.Linear(HIDDEN, VOCAB)
+        self.head = Linear(HIDDEN, VOCAB)
         self.dropout = nn.Dropout(0.5)
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,6 +88,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="SGD steps per timed block")
     parser.add_argument("--blocks", type=int, default=3, help="alternating blocks per model")
     args = parser.parse_args()
+    backend = set_linear_backend("auto")  # as vae_lab.train does
 
     torch.manual_seed(0)
     train = load_text_corpus(folder="ptb", pattern="ptb.{split}.txt", vocab_size=VOCAB).train
@@ -109,6 +112,7 @@ def main() -> None:
         "target_ratio": 0.8,
         "config": {"vocab": VOCAB, "embedding": EMB, "hidden": HIDDEN, "latent": LATENT, "batch": 20},
         "threads": torch.get_num_threads(),
+        "linear_backend": backend,
         "cpu_count": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__,
