@@ -42,7 +42,7 @@ def linear_backend() -> str:
 
 
 def _product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """x (N, in) @ weight (out, in)ᵀ + bias (out,) on oneDNN; strided (transposed) operands need no copy."""
+    """x (N, in) @ weight (out, in)ᵀ + bias (out,) on oneDNN, which takes strided (transposed) operands as they are."""
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
