@@ -25,7 +25,7 @@ from train_ours import measure
 
 from vae_lab.capability import ONEDNN, fast_fp32_linear_backend
 from vae_lab.config import compose_train_config
-from vae_lab.nets.linear import set_linear_backend
+from vae_lab.linear import set_linear_backend
 from vae_lab.train import build
 
 VARIANTS = {"mlp": ["experiment=collapse_depth"], "conv": ["experiment=collapse_depth_conv"]}

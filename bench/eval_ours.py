@@ -28,7 +28,7 @@ from step_rates import save_result  # sibling script (bench/ is on sys.path when
 
 from vae_lab.config import compose_train_config
 from vae_lab.data.datamodule import dynamic_binarisation
-from vae_lab.nets.linear import linear, linear_backend, set_linear_backend
+from vae_lab.linear import linear, linear_backend, set_linear_backend
 
 CASES = {
     "gauss": {"overrides": [], "samples": 5000},

@@ -8,7 +8,7 @@ binarised MNIST, AdamNormGrad lr 5e-4), written as tensors and functions with no
 Lightning, no distribution objects, no config. The loss (forward + backward) is `torch.compile`d
 (`--eager`: not), and the per-parameter gradient normalisation is folded into torch's fused Adam
 kernel (its `grad_scale` argument divides the gradient inside the update). Its matmuls are the
-fastest this machine offers, as vae_lab's own: `vae_lab.nets.linear.linear` on the backend
+fastest this machine offers, as vae_lab's own: `vae_lab.linear.linear` on the backend
 `linear_backend=auto` picks (oneDNN on AMD CPUs; `--linear-backend torch` for torch's default).
 
 The weights start as vae_lab's (same seed, copied from the composed model), and `--check`
@@ -32,7 +32,7 @@ from train_ours import linear_flops_per_example
 from vae_lab.compiling import torch_compile
 from vae_lab.config import compose_train_config
 from vae_lab.data.images import load_mnist_dynamic
-from vae_lab.nets.linear import linear, set_linear_backend
+from vae_lab.linear import linear, set_linear_backend
 
 BATCH = 100
 LR = 5e-4

@@ -2,7 +2,7 @@
 
 Standalone (only torch) and importable: ``measure_matmul_gflops(m, k, n, dtype, onednn)``. fp32 is
 measured twice: with ``torch.matmul`` (Intel MKL in torch's CPU build) and with oneDNN, torch's
-other CPU matmul library (``vae_lab.nets.linear`` uses it where it is faster: AMD CPUs).
+other CPU matmul library (``vae_lab.linear`` uses it where it is faster: AMD CPUs).
 
     python bench/matmul_rate.py --out bench/out/matmul_rate.json
 

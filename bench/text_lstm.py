@@ -5,7 +5,7 @@ length-bucketed PTB batches (batch 20) with the same sizes (embedding 100, LSTM 
 softmax), SGD and gradient clipping 0.25. The VAE step is the model's own ELBO step
 (``VAEModule.training_loss`` with the ELBO: LSTM encoder, Gaussian latent 50, z-conditioned LSTM
 decoder); the bare loop is embedding → nn.LSTM → linear → cross-entropy, the practical floor.
-Both output layers multiply on the library ``linear_backend=auto`` picks (vae_lab.nets.linear).
+Both output layers multiply on the library ``linear_backend=auto`` picks (vae_lab.linear).
 Blocks of steps alternate between the two so a shared machine's load hits both alike; each
 figure is the best block.
 """
@@ -25,8 +25,8 @@ from torch import nn
 from vae_lab.data.text import NUM_INPUT_ONLY, PAD, BucketBatches, count_predicted_tokens, load_text_corpus
 from vae_lab.latents.gaussian import GaussianLatent
 from vae_lab.likelihoods.text import TokenSequenceLikelihood
+from vae_lab.linear import Linear, set_linear_backend
 from vae_lab.model import VAEModule
-from vae_lab.nets.linear import Linear, set_linear_backend
 from vae_lab.nets.text import LSTMDecoder, LSTMEncoder
 from vae_lab.objectives import ELBO
 

@@ -27,7 +27,7 @@ from hydra.utils import instantiate
 from omegaconf import open_dict
 from step_rates import rates  # sibling script (bench/ is on sys.path when run as a script)
 
-from vae_lab.nets.linear import set_linear_backend
+from vae_lab.linear import set_linear_backend
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""The oneDNN linear backend (vae_lab.nets.linear): same products and gradients as F.linear, the
+"""The oneDNN linear backend (vae_lab.linear): same products and gradients as F.linear, the
 same under torch.compile, picked by the one capability check, recorded by the run."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from tests.conftest import cli_in_process
 from vae_lab import capability
-from vae_lab.nets import linear as linear_module
-from vae_lab.nets.linear import Linear, linear_backend, set_linear_backend
+from vae_lab import linear as linear_module
+from vae_lab.linear import Linear, linear_backend, set_linear_backend
 
 pytestmark = pytest.mark.skipif(not capability.onednn_available(), reason="this torch build has no oneDNN linear")
 

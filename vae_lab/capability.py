@@ -6,7 +6,7 @@ fp32. ``trainer.precision=auto`` therefore picks bf16-mixed only where bf16 is n
 
 fp32 matmuls: torch's CPU build uses Intel MKL, whose kernels on AMD processors run at about half
 the rate of oneDNN's (bf16 already goes through oneDNN). ``linear_backend=auto`` therefore routes
-fully connected layers through oneDNN on AMD CPUs (``vae_lab.nets.linear``).
+fully connected layers through oneDNN on AMD CPUs (``vae_lab.linear``).
 """
 
 from __future__ import annotations

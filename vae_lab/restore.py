@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from vae_lab import resolvers  # noqa: F401  (configs may name ${vae_lab.*:} resolvers)
 from vae_lab.capability import AUTO
 from vae_lab.checkpoints import UnreadableCheckpoint, read_checkpoint_file
-from vae_lab.nets.linear import set_linear_backend
+from vae_lab.linear import set_linear_backend
 
 CONFIG_KEY = "vae_lab_config"
 

@@ -33,7 +33,7 @@ from vae_lab.compiling import AUTO, check_setting
 from vae_lab.config import CONF_DIR
 from vae_lab.data.datamodule import check_global_batch
 from vae_lab.data.files import DataFileError
-from vae_lab.nets.linear import linear_backend, set_linear_backend
+from vae_lab.linear import linear_backend, set_linear_backend
 from vae_lab.run_folder import EVAL_KEYS, RunFolder
 
 log = logging.getLogger("vae_lab")

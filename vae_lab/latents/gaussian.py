@@ -7,7 +7,7 @@ from torch.distributions import Distribution, Independent, Normal, kl_divergence
 
 from vae_lab.distributions.gaussian_mixture import DiagonalGaussianMixture
 from vae_lab.latents.base import LatentFamily, PosteriorFn
-from vae_lab.nets.linear import Linear
+from vae_lab.linear import Linear
 from vae_lab.rng import draw_for_share
 
 

@@ -17,7 +17,7 @@ from vae_lab.distributions.hyperspherical_uniform import HypersphericalUniform
 from vae_lab.distributions.power_spherical import PowerSpherical
 from vae_lab.distributions.von_mises_fisher import VonMisesFisher
 from vae_lab.latents.base import LatentFamily, PosteriorFn
-from vae_lab.nets.linear import Linear
+from vae_lab.linear import Linear
 
 
 def _full_precision(t: torch.Tensor):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vae_lab.nets.linear import Linear
+from vae_lab.linear import Linear
 
 # The kinds of data a data config can declare (`type:` in conf/data/*.yaml).
 DATA_TYPES = ("binary", "8bit", "continuous", "token_sequence", "word_counts")

@@ -14,7 +14,7 @@ from torch.distributions import Distribution, constraints
 from vae_lab.data.text import BOS, EOS, NUM_INPUT_ONLY, PAD, UNK
 from vae_lab.distributions.logsumexp import logsumexp
 from vae_lab.likelihoods.base import Likelihood
-from vae_lab.nets.linear import Linear
+from vae_lab.linear import Linear
 from vae_lab.nets.text import LatentConditionedLSTM
 from vae_lab.rng import draw_for_share
 

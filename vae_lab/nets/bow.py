@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vae_lab.linear import Linear
 from vae_lab.nets.dropout import GlobalBatchDropout
-from vae_lab.nets.linear import Linear
 
 
 class BowEncoder(nn.Module):

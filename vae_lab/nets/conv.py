@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from vae_lab.nets.linear import Linear
+from vae_lab.linear import Linear
 
 
 def _convs(channels: int, count: int) -> list[nn.Module]:

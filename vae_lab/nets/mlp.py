@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vae_lab.nets.linear import Linear
+from vae_lab.linear import Linear
 
 
 class GatedDense(nn.Module):

@@ -16,8 +16,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from vae_lab.data.text import NUM_INPUT_ONLY, PAD
+from vae_lab.linear import Linear
 from vae_lab.nets.dropout import GlobalBatchDropout
-from vae_lab.nets.linear import Linear
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (1, N, H)
 

@@ -1,4 +1,4 @@
-"""Fully connected layers whose fp32 CPU matmuls run on oneDNN where torch's default BLAS is slow.
+"""fp32 linear products (Linear layers, the Gaussian mixtures' matmul) on oneDNN where torch's MKL is slow.
 
 torch's CPU build multiplies fp32 matrices with Intel MKL, whose kernels on AMD processors reach
 about half the rate of oneDNN's (also inside torch; bench/README.md has the figures). ``linear``
