@@ -55,7 +55,10 @@ def time_matmuls_only(model, rows: int, samples: int, points: int, batch: int, t
     with torch.no_grad():
         for _ in range(chunks):
             for a, w, out in operands:
-                torch.mm(a, w.t(), out=out) if torch_mm else linear(a, w)
+                if torch_mm:
+                    torch.mm(a, w.t(), out=out)
+                else:
+                    linear(a, w)
     return points / (time.perf_counter() - start)
 
 

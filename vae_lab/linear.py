@@ -46,6 +46,13 @@ def _product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
+def _save_operands(ctx, inputs, output) -> None:
+    """What both backwards need: the operands, and whether there was a bias."""
+    x, weight, bias = inputs
+    ctx.save_for_backward(x, weight)
+    ctx.has_bias = bias is not None
+
+
 def _gradients(ctx, grad, product):
     """The input, weight and bias gradients (each None where not needed), with ``product`` too."""
     x, weight = ctx.saved_tensors
@@ -62,8 +69,7 @@ class _EagerProduct(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
+        _save_operands(ctx, (x, weight, bias), None)
         return _product(x, weight, bias)
 
     @staticmethod
@@ -81,12 +87,6 @@ def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
 @onednn_linear.register_fake
 def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     return x.new_empty(x.shape[0], weight.shape[0])
-
-
-def _save_operands(ctx, inputs, output) -> None:
-    x, weight, bias = inputs
-    ctx.save_for_backward(x, weight)
-    ctx.has_bias = bias is not None
 
 
 def _compiled_backward(ctx, grad: torch.Tensor):
