@@ -31,7 +31,7 @@ from vae_lab.latents.base import LatentFamily
 from vae_lab.likelihoods.base import Likelihood
 from vae_lab.metrics.holes import PER_DIMENSION, LatentHoles
 from vae_lab.metrics.latent import ActiveUnits, MutualInformation, PerDimensionStatistics
-from vae_lab.metrics.likelihood import bits_per_dim, importance_sampled_log_likelihood
+from vae_lab.metrics.likelihood import bits_per_dim, log_importance_weights, log_mean_importance_weight
 from vae_lab.objectives.base import Objective, Terms
 from vae_lab.restore import CONFIG_KEY
 from vae_lab.rng import batch_share, seeded_stream
@@ -159,7 +159,7 @@ class VAEModule(L.LightningModule):
         self.iw_chunk_size = iw_chunk_size
         self.eval_seed = eval_seed
         self.eval_compile = compile
-        self._compiled_decoder_log_prob = None
+        self._compiled_log_weights = None
 
     # --- the model ------------------------------------------------------------------------
     def posterior(self, x: torch.Tensor) -> Distribution:
@@ -428,22 +428,24 @@ class VAEModule(L.LightningModule):
 
     def log_likelihood(self, x: torch.Tensor, q: Distribution, num_samples: int) -> torch.Tensor:
         """Importance-sampled log p(x) per example (B,), chunked to bound memory."""
-        decoder_log_prob = self._decoder_log_prob
+        log_weights = self._log_importance_weights
         if worth_compiling(self.eval_compile, self.device.type, long_enough=num_samples >= MIN_EVAL_SAMPLES):
             # The pass is matmuls plus elementwise work over S × B × D values (gates, clamp,
-            # log-likelihood, sum); compiled, the elementwise part is fused into a few kernels.
-            if self._compiled_decoder_log_prob is None:
-                self._compiled_decoder_log_prob = CompiledOrEager(
-                    self._decoder_log_prob, "the evaluation's decoder pass", dynamic=False
+            # log-likelihood, sum) and S × B × L ones (the two latent densities); compiled, the
+            # elementwise part is fused into a few kernels.
+            if self._compiled_log_weights is None:
+                self._compiled_log_weights = CompiledOrEager(
+                    self._log_importance_weights, "the evaluation's decoder pass", dynamic=False
                 )
-            decoder_log_prob = self._compiled_decoder_log_prob
-        return importance_sampled_log_likelihood(
-            q, self.prior(), lambda z: decoder_log_prob(z, x), num_samples, self.iw_chunk_size
+            log_weights = self._compiled_log_weights
+        prior = self.prior()
+        return log_mean_importance_weight(
+            q, lambda z: log_weights(z, x, q, prior), num_samples, self.iw_chunk_size
         )
 
-    def _decoder_log_prob(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """log p(x|z) for samples ``z (S, B, L)`` -> (S, B)."""
-        return self.decode(z).log_prob(x)
+    def _log_importance_weights(self, z: torch.Tensor, x: torch.Tensor, q: Distribution, prior: Distribution):
+        """log p(x|z) + log p(z) − log q(z|x) for samples ``z (S, B, L)`` -> (S, B)."""
+        return log_importance_weights(z, q, prior, lambda z: self.decode(z).log_prob(x))
 
     # --- media ----------------------------------------------------------------------------
     @property

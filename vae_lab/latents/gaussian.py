@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
-from torch.distributions import Distribution, Independent, Normal, kl_divergence
+from torch.distributions import Distribution, Independent, kl_divergence
 
 from vae_lab.distributions.gaussian_mixture import DiagonalGaussianMixture
+from vae_lab.distributions.normal import Normal
 from vae_lab.latents.base import LatentFamily, PosteriorFn
 from vae_lab.linear import Linear
 from vae_lab.rng import draw_for_share

