@@ -44,7 +44,7 @@ class IndependentBernoulli(Distribution):
     def mean(self) -> torch.Tensor:
         return torch.sigmoid(self.logits)
 
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+    def sample(self, sample_shape: tuple[int, ...] = ()) -> torch.Tensor:
         with torch.no_grad():
             return torch.bernoulli(self.mean.expand(self._extended_shape(sample_shape)))
 
