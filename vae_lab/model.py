@@ -439,9 +439,7 @@ class VAEModule(L.LightningModule):
                 )
             log_weights = self._compiled_log_weights
         prior = self.prior()
-        return log_mean_importance_weight(
-            q, lambda z: log_weights(z, x, q, prior), num_samples, self.iw_chunk_size
-        )
+        return log_mean_importance_weight(q, lambda z: log_weights(z, x, q, prior), num_samples, self.iw_chunk_size)
 
     def _log_importance_weights(self, z: torch.Tensor, x: torch.Tensor, q: Distribution, prior: Distribution):
         """log p(x|z) + log p(z) − log q(z|x) for samples ``z (S, B, L)`` -> (S, B)."""

@@ -31,9 +31,7 @@ def importance_sampled_log_likelihood(
 
     ``q`` has batch shape (B,); ``log_px(z)`` maps samples ``z (S, B, L)`` to ``log p(x|z) (S, B)``.
     """
-    return log_mean_importance_weight(
-        q, lambda z: log_importance_weights(z, q, prior, log_px), num_samples, chunk_size
-    )
+    return log_mean_importance_weight(q, lambda z: log_importance_weights(z, q, prior, log_px), num_samples, chunk_size)
 
 
 def log_importance_weights(
