@@ -65,9 +65,11 @@ def suites(quick: bool, rounds: int, native_bf16: bool = True) -> dict[str, list
         variants = [(f"{name}_r{r}", [OURS, "train_ours.py", *steps, *o]) for name, o in kept.items()]
         # The floor loop is checked against our step once (first round), then only timed.
         floor = (f"floor_r{r}", [OURS, "floor_torch.py", *steps, *(["--check"] if r == 0 else [])])
-        # pythae and the floor right after our default run: they share the machine's state of the moment.
+        # The same loop uncompiled: the best an eager step (the defaults' on a run this short) can do.
+        floor_eager = (f"floor_eager_r{r}", [OURS, "floor_torch.py", "--eager", *steps])
+        # pythae and the floors right after our default run: they share the machine's state of the moment.
         peer = (f"peer_vae_r{r}", [PEER, "peer_pythae.py", "vae", *steps])
-        train += [variants[0], peer, floor, *variants[1:]]
+        train += [variants[0], peer, floor, floor_eager, *variants[1:]]
     return {
         "train": train,
         "eval": [
@@ -179,6 +181,7 @@ def _per_round_ratio(results: dict, name: str, reference: list[float | None], ke
 def _train_lines(results: dict[str, dict | None]) -> list[str]:
     peer = by_round(results, "peer_vae", "vae", "trainer", "samples_per_s")
     floor = by_round(results, "floor", "samples_per_s")
+    floor_eager = by_round(results, "floor_eager", "samples_per_s")
     if not any(by_round(results, "train_ours", "samples_per_s")):
         return []
     peer_bare = by_round(results, "peer_vae", "vae", "bare_loop", "samples_per_s")
@@ -190,6 +193,7 @@ def _train_lines(results: dict[str, dict | None]) -> list[str]:
         f"(its bare loop {median_and_range(peer_bare)[0] or 0:,.0f})",
         f"  floor: plain-torch loop, compiled (bench/floor_torch.py) {median_and_range(floor)[0] or 0:,.0f}"
         + (f"; same loss/parameters as our step to {check['max_param_diff']:.0e}" if check else ""),
+        f"  floor, eager (the same loop without torch.compile) {median_and_range(floor_eager)[0] or 0:,.0f}",
     ]
     for name in TRAIN_VARIANTS:
         ours = by_round(results, name, "samples_per_s")
@@ -198,7 +202,11 @@ def _train_lines(results: dict[str, dict | None]) -> list[str]:
         vs_peer, peer_spread = _per_round_ratio(results, name, peer)
         vs_floor, floor_spread = _per_round_ratio(results, name, floor)
         options = " ".join(TRAIN_VARIANTS[name]) or "defaults"
-        targets = (" (targets >= 1.5x, >= 0.9x)") if name == "train_ours" else ""
+        targets = ""
+        if name == "train_ours":  # eager: also against the eager floor
+            vs_eager, eager_spread = _per_round_ratio(results, name, floor_eager)
+            eager = f", {vs_eager:.2f}x the eager floor ({eager_spread})" if vs_eager else ""
+            targets = f"{eager} (targets >= 1.5x, >= 0.9x the floor)"
         lines.append(
             f"  vae_lab {options}: {median_and_range(ours)[0]:,.0f} -> {f'{vs_peer:.2f}x' if vs_peer else 'n/a'} "
             f"pythae ({peer_spread}), {f'{vs_floor:.2f}x' if vs_floor else 'n/a'} the floor ({floor_spread}){targets}"
@@ -325,7 +333,7 @@ def main() -> None:
     else:
         results = {}
         if not args.only or "train" in args.only:  # rounds left from a longer earlier run would mix in
-            for stale in [*OUT.glob("train_ours*_r*.json"), *OUT.glob("peer_vae_r*.json"), *OUT.glob("floor_r*.json")]:
+            for stale in [*OUT.glob("train_ours*_r*.json"), *OUT.glob("peer_vae_r*.json"), *OUT.glob("floor*_r*.json")]:
                 stale.unlink()
         for suite, jobs in suites(args.quick, args.rounds, native_bf16).items():
             if not args.only or suite in args.only:

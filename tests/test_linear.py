@@ -52,6 +52,14 @@ def test_onednn_product_and_gradients_match_float64(backend, shape, with_bias):
             torch.testing.assert_close(ours.grad.double(), exact.grad, rtol=1e-5, atol=1e-5)
 
 
+def test_a_2d_product_is_no_view_so_an_in_place_clamp_costs_autograd_no_copy(backend):
+    """The Bernoulli head clamps its logits in place; on a view autograd would add a copy (CopySlices)."""
+    backend("onednn")
+    layer = Linear(8, 4)
+    out = layer(torch.randn(5, 8)).clamp_(-1.0, 1.0)
+    assert out._base is None and type(out.grad_fn).__name__ == "ClampBackward1"
+
+
 def test_only_the_inputs_that_need_it_get_a_gradient(backend):
     backend("onednn")
     layer = Linear(8, 4)

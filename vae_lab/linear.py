@@ -109,6 +109,8 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     ):
         return F.linear(x, weight, bias)
     product = onednn_linear if torch.compiler.is_compiling() else _EagerProduct.apply
+    if x.dim() == 2:  # no view of the output: an in-place op on it (a clamp_) would cost autograd a copy
+        return product(x, weight, bias)
     out = product(x.reshape(-1, x.shape[-1]), weight, bias)
     return out.reshape(*x.shape[:-1], weight.shape[0])
 
