@@ -147,7 +147,7 @@ class VAEModule(L.LightningModule):
         compile: bool | str = AUTO,
         hole_samples: int = 128_000,
     ) -> None:
-        """Evaluation settings (importance samples, chunking, seed, compiling the decoder pass,
+        """Evaluation settings (importance samples, chunking, seed, compiling the log-weight pass,
         prior samples of the hole metrics); ``vae_lab.evaluate`` changes them."""
         check_setting("eval.compile", compile)
         # The hole metrics need the posteriors' density and prior samples; test stage only.
@@ -435,7 +435,7 @@ class VAEModule(L.LightningModule):
             # elementwise part is fused into a few kernels.
             if self._compiled_log_weights is None:
                 self._compiled_log_weights = CompiledOrEager(
-                    self._log_importance_weights, "the evaluation's decoder pass", dynamic=False
+                    self._log_importance_weights, "the evaluation's log-weight pass", dynamic=False
                 )
             log_weights = self._compiled_log_weights
         prior = self.prior()
