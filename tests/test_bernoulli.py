@@ -36,6 +36,7 @@ def test_group_size_keeps_products_in_the_normal_range():
     assert MIN_PROB**7 > torch.finfo(torch.float32).tiny > MIN_PROB**8
     assert product_group_size(MIN_PROB, torch.float64) == 61
     assert product_group_size(MIN_PROB, torch.float16) == 1  # no product form: the per-value sum
+    assert product_group_size(MIN_PROB, torch.bfloat16) == 1
     assert product_group_size(0.0, torch.float32) == 1
 
 

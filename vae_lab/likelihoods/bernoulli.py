@@ -13,8 +13,9 @@ from vae_lab.likelihoods.base import Likelihood, head
 
 def product_group_size(min_prob: float, dtype: torch.dtype) -> int:
     """How many probabilities, each at least ``min_prob``, multiply without leaving ``dtype``'s
-    normal range (7 for the default 1e-5 in float32); below 2 the product form gains nothing."""
-    if not 0.0 < min_prob < 1.0:
+    normal range (7 for the default 1e-5 in float32); below 2 the product form gains nothing.
+    Half-precision types keep the per-value form: their 8-11-bit products would lose digits."""
+    if not 0.0 < min_prob < 1.0 or dtype not in (torch.float32, torch.float64):
         return 1
     return max(1, math.floor(math.log(torch.finfo(dtype).tiny) / math.log(min_prob)))
 
