@@ -65,7 +65,7 @@ def time_matmuls_only(model, rows: int, samples: int, points: int, batch: int, t
 def time_evaluation(model, x: torch.Tensor, samples: int, compile: bool, batch: int) -> tuple[float, torch.Tensor]:
     """Points/s of the test NLL over ``x`` in batches, and the per-point estimates (same seed each time)."""
     model.set_evaluation(0, samples, model.iw_chunk_size, 0, compile)
-    with torch.no_grad():
+    with torch.inference_mode():  # as the test loop runs it (Lightning's default)
         torch.manual_seed(1)
         start = time.perf_counter()
         values = [model.log_likelihood(b, model.posterior(b), samples) for b in x.split(batch)]

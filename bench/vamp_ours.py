@@ -8,8 +8,8 @@ Model: ``data=mnist_static prior=vamp latent=40`` (gated MLP 2×300, K = 500 pse
 decoder, batch 100, AdamNormGrad), composed from the real Hydra config. Training is timed inside
 ``Trainer.fit`` (validation, checkpoints and loggers off: the step as a user's run executes it) for
 each ``--precision`` (``32-true``, ``bf16-mixed``); evaluation times ``VAEModule.log_likelihood``
-(importance sampling with the default chunking and `eval.compile=auto`) in fp32 under no_grad on test
-points, as the final test runs it.
+(importance sampling with the default chunking and `eval.compile=auto`) in fp32 under inference
+mode on test points, as the final test (Lightning's test loop) runs it.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def bench_training(cfg, precision: str, warmup: int, steps: int) -> tuple[dict, 
     return {**rates(clock.ends[warmup - 1 :], cfg.data.module.batch_size), "precision": precision}, model
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def bench_evaluation(cfg, model, points: int, num_samples: int) -> dict:
     """Test-NLL points/s of ``model``. Its weights must be trained: at initialisation the pseudo-inputs'
     posteriors overlap, while after training most of a sample's K log-densities lie hundreds of nats
@@ -82,7 +82,7 @@ def bench_evaluation(cfg, model, points: int, num_samples: int) -> dict:
     model.eval()
     x = datamodule.splits.test[:points]
     batch_size = cfg.data.module.eval_batch_size
-    with torch.no_grad():  # as the test loop runs it (inference mode)
+    with torch.inference_mode():  # as the test loop runs it (Lightning's default)
         # Warm-up at the timed S and batch: it compiles the log-weight pass (eval.compile=auto, S >= 500).
         model.log_likelihood(x[:batch_size], model.posterior(x[:batch_size]), num_samples)
         start = time.perf_counter()
