@@ -5,7 +5,7 @@
 Times ``VAEModule.log_likelihood`` (what the final test runs for each batch) on real test points,
 after ``--train-steps`` training steps (300; untrained weights spare the log-sum-exps their real cost):
 the default Gaussian VAE (dynamic MNIST) at S = 5000 and the VampPrior (static MNIST, K = 500) at
-S = 500, with the default chunking, eagerly and with the log-weight pass compiled (``eval.compile``),
+S = 500, with the default chunking, eagerly and with the decoder and prior pass compiled (``eval.compile``),
 in interleaved rounds (medians).
 Beside it, in the same rounds, the limit its matmuls alone allow: each decoder Linear layer's
 product at the evaluation's own shapes (rows = chunk × batch), as many times as the evaluation

@@ -83,7 +83,7 @@ def bench_evaluation(cfg, model, points: int, num_samples: int) -> dict:
     x = datamodule.splits.test[:points]
     batch_size = cfg.data.module.eval_batch_size
     with torch.inference_mode():  # as the test loop runs it (Lightning's default)
-        # Warm-up at the timed S and batch: it compiles the log-weight pass (eval.compile=auto, S >= 500).
+        # Warm-up at the timed S and batch: it compiles the decoder and prior pass (eval.compile=auto, S >= 500).
         model.log_likelihood(x[:batch_size], model.posterior(x[:batch_size]), num_samples)
         start = time.perf_counter()
         log_p = [model.log_likelihood(b, model.posterior(b), num_samples) for b in x.split(batch_size)]

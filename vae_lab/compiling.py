@@ -1,6 +1,6 @@
 """When to ``torch.compile``, and running eagerly where compiling cannot work.
 
-``compile`` (the training loss) and ``eval.compile`` (the log-weight pass of importance-sampled
+``compile`` (the training loss) and ``eval.compile`` (the decoder and prior pass of importance-sampled
 evaluation) take ``true``, ``false`` or ``auto``. ``auto`` compiles only where it repays its
 compile time (once per process and graph; see ``worth_compiling``) and
 where a compiler exists: the CPU backend builds C++ and needs a C++ compiler, the GPU backend
@@ -20,7 +20,7 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
-# Importance samples per point from which compiling the evaluation's log-weight pass pays: the test
+# Importance samples per point from which compiling the evaluation's decoder and prior pass pays: the test
 # decodes S = 5000 samples of every point, validation's S = 20 pass is over before a compile would be.
 MIN_EVAL_SAMPLES = 500
 # Optimiser steps from which compiling the training loss pays: a first compile costs tens of

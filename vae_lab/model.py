@@ -31,7 +31,7 @@ from vae_lab.latents.base import LatentFamily
 from vae_lab.likelihoods.base import Likelihood
 from vae_lab.metrics.holes import PER_DIMENSION, LatentHoles
 from vae_lab.metrics.latent import ActiveUnits, MutualInformation, PerDimensionStatistics
-from vae_lab.metrics.likelihood import bits_per_dim, log_importance_weights, log_mean_importance_weight
+from vae_lab.metrics.likelihood import bits_per_dim, log_joint, log_mean_importance_weight
 from vae_lab.objectives.base import Objective, Terms
 from vae_lab.restore import CONFIG_KEY
 from vae_lab.rng import batch_share, seeded_stream
@@ -147,7 +147,7 @@ class VAEModule(L.LightningModule):
         compile: bool | str = AUTO,
         hole_samples: int = 128_000,
     ) -> None:
-        """Evaluation settings (importance samples, chunking, seed, compiling the log-weight pass,
+        """Evaluation settings (importance samples, chunking, seed, compiling the decoder and prior pass,
         prior samples of the hole metrics); ``vae_lab.evaluate`` changes them."""
         check_setting("eval.compile", compile)
         # The hole metrics need the posteriors' density and prior samples; test stage only.
@@ -159,7 +159,7 @@ class VAEModule(L.LightningModule):
         self.iw_chunk_size = iw_chunk_size
         self.eval_seed = eval_seed
         self.eval_compile = compile
-        self._compiled_log_weights = None
+        self._compiled_log_joint = None
 
     # --- the model ------------------------------------------------------------------------
     def posterior(self, x: torch.Tensor) -> Distribution:
@@ -428,22 +428,24 @@ class VAEModule(L.LightningModule):
 
     def log_likelihood(self, x: torch.Tensor, q: Distribution, num_samples: int) -> torch.Tensor:
         """Importance-sampled log p(x) per example (B,), chunked to bound memory."""
-        log_weights = self._log_importance_weights
+        joint = self._log_joint
         if worth_compiling(self.eval_compile, self.device.type, long_enough=num_samples >= MIN_EVAL_SAMPLES):
             # The pass is matmuls plus elementwise work over S × B × D values (gates, clamp,
-            # log-likelihood, sum) and S × B × L ones (the two latent densities); compiled, the
-            # elementwise part is fused into a few kernels.
-            if self._compiled_log_weights is None:
-                self._compiled_log_weights = CompiledOrEager(
-                    self._log_importance_weights, "the evaluation's log-weight pass", dynamic=False
+            # log-likelihood, sum) and the prior's density (the VampPrior's: a 500-component
+            # mixture); compiled, the elementwise part is fused into a few kernels. The posterior's
+            # density stays eager: cheap for a Gaussian, and the vMF's Bessel functions would
+            # multiply the compile time for little gain.
+            if self._compiled_log_joint is None:
+                self._compiled_log_joint = CompiledOrEager(
+                    self._log_joint, "the evaluation's decoder and prior pass", dynamic=False
                 )
-            log_weights = self._compiled_log_weights
+            joint = self._compiled_log_joint
         prior = self.prior()
-        return log_mean_importance_weight(q, lambda z: log_weights(z, x, q, prior), num_samples, self.iw_chunk_size)
+        return log_mean_importance_weight(q, lambda z: joint(z, x, prior), num_samples, self.iw_chunk_size)
 
-    def _log_importance_weights(self, z: torch.Tensor, x: torch.Tensor, q: Distribution, prior: Distribution):
-        """log p(x|z) + log p(z) − log q(z|x) for samples ``z (S, B, L)`` -> (S, B)."""
-        return log_importance_weights(z, q, prior, lambda z: self.decode(z).log_prob(x))
+    def _log_joint(self, z: torch.Tensor, x: torch.Tensor, prior: Distribution) -> torch.Tensor:
+        """log p(x|z) + log p(z) for samples ``z (S, B, L)`` -> (S, B)."""
+        return log_joint(z, prior, lambda z: self.decode(z).log_prob(x))
 
     # --- media ----------------------------------------------------------------------------
     @property

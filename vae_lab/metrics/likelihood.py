@@ -31,26 +31,25 @@ def importance_sampled_log_likelihood(
 
     ``q`` has batch shape (B,); ``log_px(z)`` maps samples ``z (S, B, L)`` to ``log p(x|z) (S, B)``.
     """
-    return log_mean_importance_weight(q, lambda z: log_importance_weights(z, q, prior, log_px), num_samples, chunk_size)
+    return log_mean_importance_weight(q, lambda z: log_joint(z, prior, log_px), num_samples, chunk_size)
 
 
-def log_importance_weights(
-    z: torch.Tensor, q: Distribution, prior: Distribution, log_px: Callable[[torch.Tensor], torch.Tensor]
-) -> torch.Tensor:
-    """log p(x|z) + log p(z) − log q(z|x) for samples ``z (S, B, L)`` -> (S, B)."""
-    return log_px(z) + prior.log_prob(z) - q.log_prob(z)
+def log_joint(z: torch.Tensor, prior: Distribution, log_px: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """log p(x, z) = log p(x|z) + log p(z) for samples ``z (S, B, L)`` -> (S, B)."""
+    return log_px(z) + prior.log_prob(z)
 
 
 def log_mean_importance_weight(
-    q: Distribution, log_weights: Callable[[torch.Tensor], torch.Tensor], num_samples: int, chunk_size: int
+    q: Distribution, log_joint: Callable[[torch.Tensor], torch.Tensor], num_samples: int, chunk_size: int
 ) -> torch.Tensor:
-    """log (1/S) Σ_s w_s over S samples of ``q``, given ``log_weights(z (chunk, B, L)) -> (chunk, B)``."""
+    """log (1/S) Σ_s p(x, z_s) / q(z_s|x) over S samples of ``q``, given
+    ``log_joint(z (chunk, B, L)) -> (chunk, B)``."""
     if num_samples < 1:
         raise ValueError(f"num_samples={num_samples}: importance sampling needs at least one sample")
     total = None
     samples = q.sample((num_samples,))  # (S, B, L); evaluation needs no gradients
     for z in samples.split(chunk_size):
-        chunk = logsumexp(log_weights(z), dim=0)
+        chunk = logsumexp(log_joint(z) - q.log_prob(z), dim=0)
         total = chunk if total is None else torch.logaddexp(total, chunk)
     return total - math.log(num_samples)
 
