@@ -71,7 +71,6 @@ def bench_training(cfg, precision: str, warmup: int, steps: int) -> tuple[dict, 
     return {**rates(clock.ends[warmup - 1 :], cfg.data.module.batch_size), "precision": precision}, model
 
 
-@torch.inference_mode()
 def bench_evaluation(cfg, model, points: int, num_samples: int) -> dict:
     """Test-NLL points/s of ``model``. Its weights must be trained: at initialisation the pseudo-inputs'
     posteriors overlap, while after training most of a sample's K log-densities lie hundreds of nats

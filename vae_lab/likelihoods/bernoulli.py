@@ -38,7 +38,7 @@ class IndependentBernoulli(Distribution):
 
     def __init__(self, logits: torch.Tensor, min_prob: float):
         self.logits = logits  # (..., D), already clamped to ±log((1 − min_prob) / min_prob)
-        self.group = product_group_size(min_prob, logits.dtype)
+        self.min_prob = min_prob
         super().__init__(logits.shape[:-1], logits.shape[-1:], validate_args=False)
 
     @property
@@ -51,11 +51,13 @@ class IndependentBernoulli(Distribution):
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.logits
-        if self.group < 2 or (torch.is_grad_enabled() and logits.requires_grad):
+        training = torch.is_grad_enabled() and logits.requires_grad
+        group = 1 if training else product_group_size(self.min_prob, logits.dtype)
+        if group < 2:
             return (x * logits).sub_(F.softplus(logits)).sum(-1)  # in place: one tensor less
         probs = torch.exp(x * logits).div_(torch.exp(logits).add_(1))  # p(x_d | l_d) >= min_prob
-        groups, tail = divmod(logits.shape[-1], self.group)
-        grouped = probs.narrow(-1, 0, groups * self.group).unflatten(-1, (self.group, groups)).prod(-2)
+        groups, tail = divmod(logits.shape[-1], group)
+        grouped = probs.narrow(-1, 0, groups * group).unflatten(-1, (group, groups)).prod(-2)
         total = grouped.log_().sum(-1)
         return total + probs[..., -tail:].log().sum(-1) if tail else total
 

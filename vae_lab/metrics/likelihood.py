@@ -40,16 +40,16 @@ def log_joint(z: torch.Tensor, prior: Distribution, log_px: Callable[[torch.Tens
 
 
 def log_mean_importance_weight(
-    q: Distribution, log_joint: Callable[[torch.Tensor], torch.Tensor], num_samples: int, chunk_size: int
+    q: Distribution, joint: Callable[[torch.Tensor], torch.Tensor], num_samples: int, chunk_size: int
 ) -> torch.Tensor:
     """log (1/S) Σ_s p(x, z_s) / q(z_s|x) over S samples of ``q``, given
-    ``log_joint(z (chunk, B, L)) -> (chunk, B)``."""
+    ``joint(z (chunk, B, L)) -> log p(x, z) (chunk, B)``."""
     if num_samples < 1:
         raise ValueError(f"num_samples={num_samples}: importance sampling needs at least one sample")
     total = None
     samples = q.sample((num_samples,))  # (S, B, L); evaluation needs no gradients
     for z in samples.split(chunk_size):
-        chunk = logsumexp(log_joint(z) - q.log_prob(z), dim=0)
+        chunk = logsumexp(joint(z) - q.log_prob(z), dim=0)
         total = chunk if total is None else torch.logaddexp(total, chunk)
     return total - math.log(num_samples)
 
