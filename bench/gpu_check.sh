@@ -4,7 +4,10 @@
 #   2. the first-step loss on the GPU (fp32) equals the CPU's (bench/gpu_check.py first-step);
 #   3. Gaussian, VampPrior, vMF (MNIST) and PTB train a few hundred steps with trainer=gpu,
 #      bf16-mixed and compile=true, then validate and test: the test metrics must be finite;
-#   4. training samples/s and evaluation points/s of each run (reported, not judged);
+#   4. training samples/s and evaluation points/s of each run (reported, not judged), and the same
+#      Gaussian VAE in fp32 without compiling (case gauss32), for the precision's share of the speed;
+#   5. `make train`'s run on the GPU: the defaults (fp32, compile=auto) with trainer=gpu, timed end to end,
+#      while the budget allows (GPU_CHECK_FULL_TRAIN=0 skips it; off in a CPU rehearsal);
 # then a summary table. Exit status 1 if any check failed.
 #
 #   bash bench/gpu_check.sh                 # results in $OUT if set, else bench/out/gpu_check
@@ -13,9 +16,10 @@
 # a fresh venv (bench/out/gpu_venv, with the system's packages visible so a CUDA torch there is
 # reused) gets `pip install -c constraints.txt -e .`. Data: $VAE_LAB_DATA, else ../shared/data,
 # else shared/data inside this copy of the repository.
-# Knobs: GPU_CHECK_CASES="gauss vamp vmf ptb", GPU_CHECK_STEPS=300, GPU_CHECK_RUN_TIMEOUT=120 (s per
+# Knobs: GPU_CHECK_CASES="gauss vamp vmf ptb gauss32", GPU_CHECK_STEPS=300, GPU_CHECK_RUN_TIMEOUT=120 (s per
 # run), GPU_CHECK_BUDGET=450 (s; later runs are skipped), GPU_CHECK_KEEP_CKPT=1 (keep checkpoints),
-# GPU_CHECK_DEVICE=cpu (a rehearsal of the whole script on a CPU: trainer=cpu, no nvidia-smi).
+# GPU_CHECK_FULL_TRAIN_TIMEOUT=300 (s), GPU_CHECK_FULL_TRAIN_ARGS="" (overrides added to that run, to
+# shorten it in a rehearsal), GPU_CHECK_DEVICE=cpu (a rehearsal of the whole script on a CPU: trainer=cpu, no nvidia-smi).
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,10 +27,10 @@ REPO=$(pwd)
 RESULTS=${OUT:-$REPO/bench/out/gpu_check}
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
 STEPS=${GPU_CHECK_STEPS:-300}
-read -r -a CASES <<<"${GPU_CHECK_CASES:-gauss vamp vmf ptb}"
+read -r -a CASES <<<"${GPU_CHECK_CASES:-gauss vamp vmf ptb gauss32}"
 RUN_TIMEOUT=${GPU_CHECK_RUN_TIMEOUT:-120}
 BUDGET=${GPU_CHECK_BUDGET:-450}
-if [ "$DEVICE" = cpu ]; then TRAINER=cpu; else TRAINER=gpu; fi
+if [ "$DEVICE" = cpu ]; then TRAINER=cpu FULL_TRAIN=${GPU_CHECK_FULL_TRAIN:-0}; else TRAINER=gpu FULL_TRAIN=${GPU_CHECK_FULL_TRAIN:-1}; fi
 mkdir -p "$RESULTS"
 export WANDB_MODE=offline VAE_LAB_NO_DOWNLOAD=1 HYDRA_FULL_ERROR=1
 export PYTHONPATH="$REPO/bench${PYTHONPATH:+:$PYTHONPATH}" # gpu_check.Throughput, loaded by the runs
@@ -60,7 +64,14 @@ overrides_of() {
     vamp) echo "prior=vamp" ;;
     vmf) echo "prior=vmf" ;;
     ptb) echo "data=ptb" ;;
+    gauss32) echo "" ;; # the default model again, in fp32 and eager (training_mode_of)
     *) return 1 ;;
+    esac
+}
+training_mode_of() { # the precision and compiling of a case's training run
+    case $1 in
+    gauss32) echo "trainer.precision=32-true compile=false" ;;
+    *) echo "trainer.precision=bf16-mixed compile=true" ;;
     esac
 }
 
@@ -142,7 +153,8 @@ fi
 
 echo "== first-step loss: CPU fp32 vs $DEVICE, same weights, batch and noise"
 for name in "${CASES[@]}"; do
-    overrides_of "$name" >/dev/null || { record "$name" case FAIL "unknown case (gauss vamp vmf ptb)"; continue; }
+    overrides_of "$name" >/dev/null || { record "$name" case FAIL "unknown case (gauss vamp vmf ptb gauss32)"; continue; }
+    [ "$name" = gauss32 ] && continue # the model of gauss: its first step is checked there
     read -r -a overrides <<<"$(overrides_of "$name")"
     log=$RESULTS/$name.first_step.log
     timeout 180 "$PY" bench/gpu_check.py first-step --device "$DEVICE" "${overrides[@]}" >"$log" 2>&1
@@ -152,12 +164,13 @@ for name in "${CASES[@]}"; do
     record "$name" "first-step loss" $result "$(table_cell "$log")"
 done
 
-echo "== training: trainer=$TRAINER precision=bf16-mixed compile=true, $STEPS steps"
+echo "== training: trainer=$TRAINER precision=bf16-mixed compile=true (gauss32: 32-true, eager), $STEPS steps"
 VAL_EVERY=$((STEPS / 3 > 0 ? STEPS / 3 : 1))
 WARMUP=$((STEPS / 6 < 50 ? STEPS / 6 : 50))
 for name in "${CASES[@]}"; do
     overrides_of "$name" >/dev/null || continue
     read -r -a overrides <<<"$(overrides_of "$name")"
+    read -r -a mode <<<"$(training_mode_of "$name")"
     if [ "$SECONDS" -gt "$BUDGET" ]; then
         record "$name" train FAIL "skipped: past the ${BUDGET}s budget"
         continue
@@ -165,7 +178,7 @@ for name in "${CASES[@]}"; do
     run=$RESULTS/$name
     rm -rf "$run" "$run.log"
     args=(
-        "trainer=$TRAINER" "${overrides[@]}" trainer.precision=bf16-mixed compile=true
+        "trainer=$TRAINER" "${overrides[@]}" "${mode[@]}"
         "+trainer.max_steps=$STEPS" "+trainer.val_check_interval=$VAL_EVERY" +trainer.limit_val_batches=5
         data.module.limit_test=500 eval.iw_samples_val=10 eval.iw_samples_test=100
         "hydra.run.dir=$run"
@@ -193,6 +206,35 @@ for name in "${CASES[@]}"; do
     record "$name" throughput INFO "$(table_cell "$run.rates.log")"
     [ "${GPU_CHECK_KEEP_CKPT:-0}" = 1 ] || find "$run" -name '*.ckpt' -delete 2>/dev/null
 done
+
+if [ "$FULL_TRAIN" = 1 ]; then
+    echo "== make train's run: python -m vae_lab.train trainer=$TRAINER (the defaults: fp32, compile=auto)"
+    run=$RESULTS/full_train
+    rm -rf "$run" "$run.log"
+    read -r -a extra <<<"${GPU_CHECK_FULL_TRAIN_ARGS:-}"
+    start=$SECONDS
+    timeout "${GPU_CHECK_FULL_TRAIN_TIMEOUT:-300}" "$PY" -m vae_lab.train "trainer=$TRAINER" "${extra[@]}" "hydra.run.dir=$run" \
+        +callbacks.throughput._target_=gpu_check.Throughput "+callbacks.throughput.out=$run/throughput.json" \
+        >"$run.log" 2>&1
+    rc=$?
+    if [ $rc = 0 ]; then
+        record full train PASS "$((SECONDS - start)) s end to end (training, validation, test at S=5000, hole metrics)"
+    else
+        tail -20 "$run.log"
+        [ $rc = 124 ] && why="timed out after ${GPU_CHECK_FULL_TRAIN_TIMEOUT:-300}s" || why="exit $rc"
+        record full train FAIL "$why; see $run.log"
+    fi
+    grep -E "precision|compile=|linear_backend=" "$run.log" | head -5
+    "$PY" bench/gpu_check.py metrics "$run" >"$run.metrics.log" 2>&1
+    rc=$?
+    grep -v '^table: ' "$run.metrics.log"
+    if [ $rc = 0 ]; then result=PASS; else result=FAIL; fi
+    record full "test metrics finite" $result "$(table_cell "$run.metrics.log")"
+    "$PY" bench/gpu_check.py rates "$run" >"$run.rates.log" 2>&1
+    grep -v '^table: ' "$run.rates.log"
+    record full throughput INFO "$(table_cell "$run.rates.log")"
+    [ "${GPU_CHECK_KEEP_CKPT:-0}" = 1 ] || find "$run" -name '*.ckpt' -delete 2>/dev/null
+fi
 
 summary
 exit "$FAILED"
