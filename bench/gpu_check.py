@@ -1,7 +1,8 @@
 """The Python parts of bench/gpu_check.sh, each runnable on a CPU as well.
-Each command ends with one ``table: ...`` line, the shell's summary table cell.
+Each command ends with a ``table: ...`` line (``first-step``: a ``table NAME: ...`` line per case),
+the shell's summary table cell.
 
-    python bench/gpu_check.py first-step --device cuda [overrides ...]   # CPU fp32 vs DEVICE: same loss?
+    python bench/gpu_check.py first-step --device cuda NAME=[overrides] ...  # CPU fp32 vs DEVICE: same loss?
     python bench/gpu_check.py metrics RUN_DIR                           # test metrics of metrics.json finite?
     python bench/gpu_check.py rates RUN_DIR                             # samples/s and points/s of a run
 
@@ -15,7 +16,8 @@ and the reconstruction at the posterior mean, using only the model's stable surf
 TF32 matmuls (what training sets) and bf16 autocast are reported, not judged.
 
 Training runs load :class:`Throughput` as a callback (``PYTHONPATH=bench``,
-``+callbacks.throughput._target_=gpu_check.Throughput``); it writes ``throughput.json``.
+``+callbacks.throughput._target_=gpu_throughput.Throughput``, bench/gpu_throughput.py); it writes
+``throughput.json``. torch is imported only by ``first-step``: the other commands read files.
 """
 
 from __future__ import annotations
@@ -27,30 +29,28 @@ import json
 import math
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import lightning as L
-import torch
-
-THROUGHPUT_FILE = "throughput.json"
+THROUGHPUT_FILE = "throughput.json"  # written by gpu_throughput.Throughput
 
 
 # --- first-step loss: CPU vs device ---------------------------------------------------------
-def first_batch(datamodule) -> torch.Tensor:
+def first_batch(datamodule):
     """The first training batch (the first of the loader's first group of ``steps_per_call``)."""
     datamodule.setup("fit")  # no trainer attached: the tensors stay on the CPU
     group, _ = next(iter(datamodule.train_dataloader()))
     return group[0]
 
 
-@torch.no_grad()
-def loss_terms(model, x: torch.Tensor, z: torch.Tensor) -> dict[str, float]:
+def loss_terms(model, x, z) -> dict[str, float]:
     """Batch means (nats per example) of the one-sample -ELBO at the given z, and its parts."""
-    q = model.posterior(x)
-    log_px = model.decode(z).log_prob(x)  # (B,)
-    kl_estimate = q.log_prob(z) - model.prior().log_prob(z)  # (B,) one-sample log q - log p
-    recon_at_mean = -model.decode(q.mean).log_prob(x)  # (B,) deterministic: no noise at all
+    import torch
+
+    with torch.no_grad():
+        q = model.posterior(x)
+        log_px = model.decode(z).log_prob(x)  # (B,)
+        kl_estimate = q.log_prob(z) - model.prior().log_prob(z)  # (B,) one-sample log q - log p
+        recon_at_mean = -model.decode(q.mean).log_prob(x)  # (B,) deterministic: no noise at all
     terms = {"neg_elbo": -log_px + kl_estimate, "recon": -log_px, "kl": kl_estimate, "recon_at_mean": recon_at_mean}
     return {name: value.double().mean().item() for name, value in terms.items()}
 
@@ -59,7 +59,9 @@ def relative_difference(a: float, b: float) -> float:
     return abs(a - b) / max(abs(a), abs(b), 1e-12)
 
 
-def first_step(overrides: list[str], device: str, rtol: float) -> bool:
+def first_step(name: str, overrides: list[str], device: str, rtol: float) -> bool:
+    """One case; prints its verdict and a ``table NAME: ...`` line."""
+    import torch
     from hydra.utils import instantiate
 
     from vae_lab.config import compose_train_config
@@ -94,12 +96,26 @@ def first_step(overrides: list[str], device: str, rtol: float) -> bool:
     )
 
     print(
-        f"first-step {'PASS' if ok else 'FAIL'} [{' '.join(overrides) or 'defaults'}] cpu vs {device}, "
+        f"first-step {'PASS' if ok else 'FAIL'} {name} [{' '.join(overrides) or 'defaults'}] cpu vs {device}, "
         f"batch {tuple(x.shape)}: -ELBO {reference['neg_elbo']:.6f} vs {result['neg_elbo']:.6f} "
         f"(worst rel diff over {', '.join(reference)}: {worst:.2e}, tolerance {rtol:.0e}); "
         + ", ".join(f"{k}: {v} (info)" for k, v in info.items())
     )
-    print(f"table: -ELBO {reference['neg_elbo']:.4f}, max rel diff {worst:.1e} (tol {rtol:.0e})")
+    print(f"table {name}: -ELBO {reference['neg_elbo']:.4f}, max rel diff {worst:.1e} (tol {rtol:.0e})")
+    return ok
+
+
+def first_steps(cases: list[str], device: str, rtol: float) -> bool:
+    """Every ``NAME=overrides`` case in one process (one torch import); a crash fails only its case."""
+    ok = True
+    for case in cases:
+        name, _, overrides = case.partition("=")
+        try:
+            ok &= first_step(name, overrides.split(), device, rtol)
+        except Exception as err:
+            print(f"first-step FAIL {name}: {type(err).__name__}: {err}")
+            print(f"table {name}: {type(err).__name__}: {str(err).splitlines()[0][:100] if str(err) else ''}")
+            ok = False
     return ok
 
 
@@ -156,99 +172,18 @@ def print_rates(run_dir: Path) -> bool:
     return True
 
 
-class Throughput(L.Callback):
-    """Training samples/s after ``warmup_steps`` (compilation and allocator warm-up excluded),
-    validation during fit excluded; points/s of the final validation and test passes.
-
-    The GPU runs asynchronously, so the clock is read after a synchronize, and only where a
-    measured window opens or closes (never per step, which would stall the launch queue).
-    """
-
-    def __init__(self, out: str, warmup_steps: int = 50):
-        self.out, self.warmup_steps = Path(out), warmup_steps
-        self.train = {"seconds": 0.0, "samples": 0, "steps": 0}
-        self.eval: dict[str, dict] = {}
-        self._opened: tuple[float, int] | None = None  # (time, global step) of the open window
-        self._eval_start, self._eval_points = 0.0, 0
-
-    @staticmethod
-    def _now(pl_module) -> float:
-        if pl_module.device.type == "cuda":
-            torch.cuda.synchronize(pl_module.device)
-        return time.perf_counter()
-
-    @staticmethod
-    def _examples(batch) -> int:
-        x = batch[0]
-        return sum(len(part) for part in x) if isinstance(x, list) else len(x)
-
-    def _close(self, trainer, pl_module) -> None:
-        if self._opened is not None:
-            started, step = self._opened
-            self.train["seconds"] += self._now(pl_module) - started
-            self.train["steps"] += trainer.global_step - step
-            self._opened = None
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if self._opened is None and trainer.global_step >= self.warmup_steps:
-            self._opened = (self._now(pl_module), trainer.global_step)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if self._opened is not None:
-            self.train["samples"] += self._examples(batch)
-
-    def on_validation_start(self, trainer, pl_module):
-        self._close(trainer, pl_module)  # reopened by the next training batch
-        self._eval_start = self._now(pl_module)
-        self._eval_points = 0
-
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        self._eval_points += self._examples(batch)
-
-    def on_test_start(self, trainer, pl_module):
-        self.on_validation_start(trainer, pl_module)
-
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        self._eval_points += self._examples(batch)
-
-    def _record_eval(self, trainer, pl_module, stage: str) -> None:
-        seconds = self._now(pl_module) - self._eval_start
-        points = self._eval_points
-        self.eval[stage] = {"points": points, "seconds": seconds, "points_per_s": points / seconds}
-        self._write(trainer)
-
-    def on_validation_end(self, trainer, pl_module):
-        if trainer.state.fn == "validate":  # the final pass, not the checks during fit
-            self._record_eval(trainer, pl_module, "validate")
-
-    def on_test_end(self, trainer, pl_module):
-        self._record_eval(trainer, pl_module, "test")
-
-    def on_train_end(self, trainer, pl_module):
-        self._close(trainer, pl_module)
-        self._write(trainer)
-
-    def _write(self, trainer) -> None:
-        if not trainer.is_global_zero:
-            return
-        train = dict(self.train)
-        train["samples_per_s"] = train["samples"] / train["seconds"] if train["seconds"] else float("nan")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.out.write_text(json.dumps({"warmup_steps": self.warmup_steps, "train": train, **self.eval}, indent=2))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     step = sub.add_parser("first-step", help="CPU fp32 vs DEVICE: the same first-step loss?")
     step.add_argument("--device", default="cuda")
     step.add_argument("--rtol", type=float, default=1e-3)
-    step.add_argument("overrides", nargs="*")
+    step.add_argument("cases", nargs="+", help="NAME=OVERRIDES, e.g. gauss= vamp=prior=vamp")
     sub.add_parser("metrics", help="test metrics of RUN_DIR/metrics.json finite?").add_argument("run_dir", type=Path)
     sub.add_parser("rates", help="samples/s and points/s of RUN_DIR").add_argument("run_dir", type=Path)
     args = parser.parse_args()
     if args.command == "first-step":
-        return 0 if first_step(args.overrides, args.device, args.rtol) else 1
+        return 0 if first_steps(args.cases, args.device, args.rtol) else 1
     if args.command == "metrics":
         return 0 if check_metrics(args.run_dir) else 1
     return 0 if print_rates(args.run_dir) else 1

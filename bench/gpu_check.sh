@@ -16,7 +16,8 @@
 # a fresh venv (bench/out/gpu_venv, with the system's packages visible so a CUDA torch there is
 # reused) gets `pip install -c constraints.txt -e .`. Data: $VAE_LAB_DATA, else ../shared/data,
 # else shared/data inside this copy of the repository.
-# Knobs: GPU_CHECK_CASES="gauss vamp vmf ptb gauss32", GPU_CHECK_STEPS=300, GPU_CHECK_RUN_TIMEOUT=120 (s per
+# Knobs: GPU_CHECK_CASES="gauss vamp vmf ptb gauss32", GPU_CHECK_TRAIN_CASES (default: the cases; the
+# training runs only of these), GPU_CHECK_STEPS=300, GPU_CHECK_RUN_TIMEOUT=120 (s per
 # run), GPU_CHECK_BUDGET=450 (s; later runs are skipped), GPU_CHECK_KEEP_CKPT=1 (keep checkpoints),
 # GPU_CHECK_FULL_TRAIN_TIMEOUT=300 (s), GPU_CHECK_FULL_TRAIN_ARGS="" (overrides added to that run, to
 # shorten it in a rehearsal), GPU_CHECK_DEVICE=cpu (a rehearsal of the whole script on a CPU: trainer=cpu, no nvidia-smi).
@@ -28,12 +29,14 @@ RESULTS=${OUT:-$REPO/bench/out/gpu_check}
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
 STEPS=${GPU_CHECK_STEPS:-300}
 read -r -a CASES <<<"${GPU_CHECK_CASES:-gauss vamp vmf ptb gauss32}"
+read -r -a TRAIN_CASES <<<"${GPU_CHECK_TRAIN_CASES:-${CASES[*]}}"
 RUN_TIMEOUT=${GPU_CHECK_RUN_TIMEOUT:-120}
 BUDGET=${GPU_CHECK_BUDGET:-450}
 if [ "$DEVICE" = cpu ]; then TRAINER=cpu FULL_TRAIN=${GPU_CHECK_FULL_TRAIN:-0}; else TRAINER=gpu FULL_TRAIN=${GPU_CHECK_FULL_TRAIN:-1}; fi
 mkdir -p "$RESULTS"
 export WANDB_MODE=offline VAE_LAB_NO_DOWNLOAD=1 HYDRA_FULL_ERROR=1
-export PYTHONPATH="$REPO/bench${PYTHONPATH:+:$PYTHONPATH}" # gpu_check.Throughput, loaded by the runs
+# bench: gpu_throughput.Throughput, loaded by the runs; the repository: vae_lab where it is not installed
+export PYTHONPATH="$REPO/bench:$REPO${PYTHONPATH:+:$PYTHONPATH}"
 
 ROWS=()
 FAILED=0
@@ -152,22 +155,28 @@ else
 fi
 
 echo "== first-step loss: CPU fp32 vs $DEVICE, same weights, batch and noise"
+step_cases=()
 for name in "${CASES[@]}"; do
     overrides_of "$name" >/dev/null || { record "$name" case FAIL "unknown case (gauss vamp vmf ptb gauss32)"; continue; }
     [ "$name" = gauss32 ] && continue # the model of gauss: its first step is checked there
-    read -r -a overrides <<<"$(overrides_of "$name")"
-    log=$RESULTS/$name.first_step.log
-    timeout 180 "$PY" bench/gpu_check.py first-step --device "$DEVICE" "${overrides[@]}" >"$log" 2>&1
-    rc=$?
-    grep '^first-step' "$log" || tail -5 "$log"
-    if [ $rc = 0 ]; then result=PASS; else result=FAIL; fi
-    record "$name" "first-step loss" $result "$(table_cell "$log")"
+    step_cases+=("$name=$(overrides_of "$name")")
 done
+log=$RESULTS/first_step.log
+if [ ${#step_cases[@]} -gt 0 ]; then # one process for all cases: a torch import takes seconds
+    timeout 300 "$PY" bench/gpu_check.py first-step --device "$DEVICE" "${step_cases[@]}" >"$log" 2>&1
+    grep '^first-step' "$log" || tail -5 "$log"
+    for case in "${step_cases[@]}"; do
+        name=${case%%=*}
+        if grep -q "^first-step PASS $name " "$log"; then result=PASS; else result=FAIL; fi
+        cell=$(grep "^table $name: " "$log" | tail -1 | cut -d' ' -f3-)
+        record "$name" "first-step loss" $result "${cell:-no result; see $log}"
+    done
+fi
 
 echo "== training: trainer=$TRAINER precision=bf16-mixed compile=true (gauss32: 32-true, eager), $STEPS steps"
-VAL_EVERY=$((STEPS / 3 > 0 ? STEPS / 3 : 1))
+VAL_EVERY=$((STEPS / 30 > 0 ? STEPS / 30 : 1)) # counts groups of steps_per_call=10 batches: 3 checks
 WARMUP=$((STEPS / 6 < 50 ? STEPS / 6 : 50))
-for name in "${CASES[@]}"; do
+for name in "${TRAIN_CASES[@]}"; do
     overrides_of "$name" >/dev/null || continue
     read -r -a overrides <<<"$(overrides_of "$name")"
     read -r -a mode <<<"$(training_mode_of "$name")"
@@ -182,7 +191,7 @@ for name in "${CASES[@]}"; do
         "+trainer.max_steps=$STEPS" "+trainer.val_check_interval=$VAL_EVERY" +trainer.limit_val_batches=5
         data.module.limit_test=500 eval.iw_samples_val=10 eval.iw_samples_test=100
         "hydra.run.dir=$run"
-        +callbacks.throughput._target_=gpu_check.Throughput "+callbacks.throughput.out=$run/throughput.json"
+        +callbacks.throughput._target_=gpu_throughput.Throughput "+callbacks.throughput.out=$run/throughput.json"
         "+callbacks.throughput.warmup_steps=$WARMUP"
     )
     echo "+ python -m vae_lab.train ${args[*]}"
@@ -214,7 +223,7 @@ if [ "$FULL_TRAIN" = 1 ]; then
     read -r -a extra <<<"${GPU_CHECK_FULL_TRAIN_ARGS:-}"
     start=$SECONDS
     timeout "${GPU_CHECK_FULL_TRAIN_TIMEOUT:-300}" "$PY" -m vae_lab.train "trainer=$TRAINER" "${extra[@]}" "hydra.run.dir=$run" \
-        +callbacks.throughput._target_=gpu_check.Throughput "+callbacks.throughput.out=$run/throughput.json" \
+        +callbacks.throughput._target_=gpu_throughput.Throughput "+callbacks.throughput.out=$run/throughput.json" \
         >"$run.log" 2>&1
     rc=$?
     if [ $rc = 0 ]; then
