@@ -61,3 +61,26 @@ def test_the_run_logs_and_records_the_precision_it_used(tmp_path, monkeypatch, c
     assert code == 0, out
     assert "trainer.precision=bf16-mixed on a CPU" in out and "native bf16: no" in out
     assert json.loads((run / "metrics.json").read_text())["precision"] == "bf16-mixed"
+
+
+@pytest.mark.parametrize(
+    ("accelerator", "chunk", "samples", "hinted"),
+    [
+        ("gpu", 32, 5000, True),
+        ("cuda", 100, 500, True),
+        ("gpu", 1000, 5000, False),
+        ("gpu", 32, 20, False),
+        ("cpu", 32, 5000, False),
+    ],
+)
+def test_a_small_evaluation_chunk_is_pointed_out_only_on_a_gpu(accelerator, chunk, samples, hinted, caplog):
+    from omegaconf import OmegaConf
+
+    from vae_lab.train import note_gpu_evaluation_chunk
+
+    cfg = OmegaConf.create(
+        {"trainer": {"accelerator": accelerator}, "eval": {"iw_chunk_size": chunk, "iw_samples_test": samples}}
+    )
+    with caplog.at_level("INFO", logger="vae_lab"):
+        note_gpu_evaluation_chunk(cfg)
+    assert (f"eval.iw_chunk_size={chunk} decodes" in caplog.text) == hinted

@@ -54,15 +54,20 @@ def cpu_has_native_bf16() -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def trains_on_gpu(accelerator: str) -> bool:
+    """The trainer's ``accelerator`` (``cpu``, ``gpu``/``cuda``, ``auto``) means a CUDA device."""
+    return accelerator in ("gpu", "cuda") or (accelerator == AUTO and torch.cuda.is_available())
+
+
 def has_native_bf16(accelerator: str) -> bool:
     """For the trainer's ``accelerator`` (``cpu``, ``gpu``/``cuda``, ``auto``)."""
-    if accelerator in ("gpu", "cuda") or (accelerator == AUTO and torch.cuda.is_available()):
+    if trains_on_gpu(accelerator):
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return cpu_has_native_bf16()
 
 
 def describe(accelerator: str) -> str:
-    if accelerator in ("gpu", "cuda") or (accelerator == AUTO and torch.cuda.is_available()):
+    if trains_on_gpu(accelerator):
         name = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
         return f"GPU {name}, native bf16: {'yes' if has_native_bf16(accelerator) else 'no'}"
     amx, native = (("yes" if has else "no") for has in (cpu_has_amx(), cpu_has_native_bf16()))
