@@ -33,6 +33,28 @@ def test_gaussian_kl_matches_monte_carlo():
     torch.testing.assert_close(closed_form, textbook)
 
 
+def test_gaussian_family_kl_is_torch_kl_bit_for_bit_values_and_gradients():
+    """The family's own closed form (no division by the prior's unit scale) computes torch's bits."""
+    torch.manual_seed(0)
+    latent = GaussianLatent(in_features=8, latent_dim=5)
+    h = torch.randn(64, 8)
+    h[0, :] = 0.0  # a posterior at the head's bias
+    results = []
+    for kl in (lambda q, p: latent.kl(q, p, None), kl_divergence):
+        latent.zero_grad()
+        q = latent.posterior(h)
+        value = kl(q, latent.prior(None))
+        value.sum().backward()
+        results.append((value, [w.grad.clone() for w in latent.parameters()]))
+    (ours, ours_grads), (torchs, torch_grads) = results
+    assert torch.equal(ours, torchs)
+    assert all(torch.equal(a, b) for a, b in zip(ours_grads, torch_grads, strict=True))
+    q = latent.posterior(h)
+    assert torch.equal(
+        latent.kl_per_dimension(q, latent.prior(None)), kl_divergence(q.base_dist, latent.prior().base_dist)
+    )
+
+
 def test_discretized_logistic_bins_sum_to_one():
     bins = (torch.arange(256) + 0.5) / 256  # every possible value
     for loc, log_scale in [(0.5, -2.0), (1 / 512, -4.5), (1 - 1 / 512, 0.0), (0.3, -4.5), (0.9, -1.0)]:
@@ -143,6 +165,16 @@ def test_adam_normgrad_equals_adam_on_normalised_gradients(fused):
         assert state_a[key].keys() == state_b[key].keys()
         torch.testing.assert_close(state_a[key]["exp_avg_sq"], state_b[key]["exp_avg_sq"])
         assert float(state_a[key]["step"]) == float(state_b[key]["step"]) == 4
+
+
+def test_adam_normgrad_zero_grad_sets_or_zeroes_every_gradient():
+    model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Linear(4, 3))
+    opt = AdamNormGrad([{"params": model[0].parameters()}, {"params": model[1].parameters()}], lr=0.1)
+    model(torch.randn(2, 5)).sum().backward()
+    opt.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
+    opt.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
 
 
 @pytest.mark.parametrize("amsgrad", [False, True])

@@ -29,6 +29,15 @@ class AdamNormGrad(torch.optim.Adam):
         super().step()
         return loss
 
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """As torch's, without its per-call profiler record and per-parameter checks: ~70 µs of a
+        small model's step."""
+        if not set_to_none:
+            return super().zero_grad(set_to_none=False)
+        for group in self.param_groups:
+            for param in group["params"]:
+                param.grad = None
+
     @staticmethod
     def _norms(grads: list[torch.Tensor]) -> list[torch.Tensor]:
         norms = torch._foreach_norm(grads)

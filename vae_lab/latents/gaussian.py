@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch.distributions import Distribution, Independent, kl_divergence
+from torch.distributions import Distribution, Independent
 
 from vae_lab.distributions.gaussian_mixture import DiagonalGaussianMixture
 from vae_lab.distributions.normal import Normal
@@ -64,9 +64,19 @@ class GaussianLatent(LatentFamily):
     def prior(self, posterior_fn: PosteriorFn | None = None) -> Distribution:
         return Independent(Normal(self.zero, torch.ones_like(self.zero), validate_args=False), 1)
 
+    def kl(self, q: Distribution, p: Distribution, z: torch.Tensor) -> torch.Tensor:
+        """KL(q‖N(0, I)) per example (B,), in closed form."""
+        return self.kl_per_dimension(q, p).sum(-1)
+
     def kl_per_dimension(self, q: Distribution, p: Distribution) -> torch.Tensor:
-        """KL(N(μ_d, σ_d²) ‖ p_d) in closed form, (B, L); sums to ``kl`` over dimensions."""
-        return kl_divergence(q.base_dist, p.base_dist)
+        """KL(N(μ_d, σ_d²) ‖ N(0, 1)) = ½ (σ_d² + μ_d² − 1 − log σ_d²), (B, L); sums to ``kl``.
+
+        ``p`` is this family's N(0, I) prior. torch's ``kl_divergence`` computes the same
+        expression bit for bit (tested), plus a division by the prior's unit scale and a
+        subtraction of its zero mean, each with its own pass and backward node.
+        """
+        variance = q.base_dist.scale.square()
+        return 0.5 * (variance + q.base_dist.loc.square() - 1 - variance.log())
 
     def pairwise_log_density(self, q: Distribution, z: torch.Tensor) -> torch.Tensor:
         """All (n, K) joint densities as one matmul (see ``DiagonalGaussianMixture``)."""

@@ -32,6 +32,7 @@ class VampPriorLatent(GaussianLatent):
     # The mixture prior does not factorise over dimensions: no per-dimension KL.
     has_kl_per_dimension = False
     needs_pseudo_inputs = True
+    kl = LatentFamily.kl  # the one-sample estimate: the mixture prior has no closed-form KL
     kl_per_dimension = LatentFamily.kl_per_dimension
     log_density_factors = LatentFamily.log_density_factors  # one joint factor
 

@@ -93,11 +93,12 @@ class MLP(nn.Module):
         self.out_features = hidden if depth else in_features  # depth 0: the input itself (an affine model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Flatten any leading sample dimensions: (S, B, D) -> (S*B, D) -> (S, B, H).
-        lead = x.shape[:-1]
         if self.soft_threshold:
             x = torch.nn.functional.softshrink(x, self.soft_threshold)
-        return self.net(x.reshape(-1, x.shape[-1])).reshape(*lead, -1)
+        if x.dim() == 2:  # a batch (training): no reshapes, whose views each add a backward node
+            return self.net(x)
+        # Flatten any leading sample dimensions: (S, B, D) -> (S*B, D) -> (S, B, H).
+        return self.net(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
 
 
 class GatedMLP(MLP):
