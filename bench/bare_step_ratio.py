@@ -28,11 +28,15 @@ from vae_lab.optim import AdamNormGrad
 PARTS = ("fwd", "fb", "all")
 
 
-def steppers(batches: list[torch.Tensor]):
+def steppers(batches: list[torch.Tensor], floor_first: bool):
+    if floor_first:
+        floor_params = floor.weights_of(floor.vae_lab_model())
+        floor_optimizer = floor.NormGradAdam(floor_params)
     ours_model = floor.vae_lab_model()
     ours_optimizer = AdamNormGrad(ours_model.parameters(), lr=floor.LR, fused=True)
-    floor_params = floor.weights_of(floor.vae_lab_model())
-    floor_optimizer = floor.NormGradAdam(floor_params)
+    if not floor_first:
+        floor_params = floor.weights_of(floor.vae_lab_model())
+        floor_optimizer = floor.NormGradAdam(floor_params)
     beta = torch.tensor(1.0)
 
     def ours(i: int, part: str) -> None:
@@ -59,12 +63,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--steps", type=int, default=50, help="steps of each loop per round")
+    parser.add_argument("--floor-first", action="store_true", help="build the floor's tensors before ours")
     parser.add_argument("parts", nargs="*", choices=PARTS, default=["all"])
     args = parser.parse_args()
     set_linear_backend("auto")
     train = load_mnist_dynamic(root=None).train
     batches = [x for _, x in zip(range(64), floor.binarised_batches(train), strict=False)]
-    ours, hand_written = steppers(batches)
+    ours, hand_written = steppers(batches, args.floor_first)
     for i in range(100):  # warm-up: allocator, oneDNN primitives
         ours(i, "all")
         hand_written(i, "all")
