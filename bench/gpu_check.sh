@@ -227,7 +227,7 @@ if [ "$FULL_TRAIN" = 1 ]; then
         >"$run.log" 2>&1
     rc=$?
     if [ $rc = 0 ]; then
-        record full train PASS "$((SECONDS - start)) s end to end (training, validation, test at S=5000, hole metrics)"
+        record full train PASS "$((SECONDS - start)) s end to end${extra[*]:+ with ${extra[*]}}"
     else
         tail -20 "$run.log"
         [ $rc = 124 ] && why="timed out after ${GPU_CHECK_FULL_TRAIN_TIMEOUT:-300}s" || why="exit $rc"
