@@ -31,7 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-THROUGHPUT_FILE = "throughput.json"  # written by gpu_throughput.Throughput
+THROUGHPUT_FILE = "throughput.json"  # where bench/gpu_check.sh has gpu_throughput.Throughput write
 
 
 # --- first-step loss: CPU vs device ---------------------------------------------------------

@@ -13,8 +13,6 @@ from pathlib import Path
 import lightning as L
 import torch
 
-THROUGHPUT_FILE = "throughput.json"
-
 
 class Throughput(L.Callback):
     """Training samples/s after ``warmup_steps`` (compilation and allocator warm-up excluded),

@@ -202,10 +202,9 @@ def note_gpu_evaluation_chunk(cfg: DictConfig) -> None:
     chunk, samples = cfg.eval.iw_chunk_size, cfg.eval.iw_samples_test
     if trains_on_gpu(str(cfg.trainer.get("accelerator", AUTO))) and chunk < min(GPU_CHUNK_HINT, samples):
         log.info(
-            "eval.iw_chunk_size=%d decodes %d importance samples per pass (sized for CPU caches); on a GPU "
-            "the test pass at S=%d goes faster with larger chunks, e.g. eval.iw_chunk_size=1000 for "
+            "eval.iw_chunk_size=%d decodes that many importance samples per pass (sized for CPU caches); on "
+            "a GPU the test pass at S=%d goes faster with larger chunks, e.g. eval.iw_chunk_size=1000 for "
             "784-pixel images (README: Speed, on a GPU); memory grows with the chunk",
-            chunk,
             chunk,
             samples,
         )
