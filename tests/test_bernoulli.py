@@ -32,8 +32,8 @@ def likely_pixels(logits: torch.Tensor) -> torch.Tensor:
 
 
 def test_group_size_keeps_products_in_the_normal_range():
-    assert product_group_size(MIN_PROB, torch.float32) == 7  # 1e-35 > float32's smallest normal 1.2e-38
-    assert MIN_PROB**7 > torch.finfo(torch.float32).tiny > MIN_PROB**8
+    assert product_group_size(MIN_PROB, torch.float32) == 7  # 1e35 < float32's largest 3.4e38
+    assert MIN_PROB**-7 < torch.finfo(torch.float32).max < MIN_PROB**-8
     assert product_group_size(MIN_PROB, torch.float64) == 61
     assert product_group_size(MIN_PROB, torch.float16) == 1  # no product form: the per-value sum
     assert product_group_size(MIN_PROB, torch.bfloat16) == 1

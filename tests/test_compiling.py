@@ -45,8 +45,8 @@ def test_a_restricted_instruction_set_compiles_into_its_own_kernel_cache(monkeyp
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/somewhere/chosen"
 
 
-def _evaluation_model(tmp_path, compile_setting):
-    cfg = compose_config([*SMALL, f"eval.compile={compile_setting}"], tmp_path)
+def _evaluation_model(tmp_path, compile_setting, *overrides):
+    cfg = compose_config([*SMALL, f"eval.compile={compile_setting}", *overrides], tmp_path)
     torch.manual_seed(0)
     datamodule, model, _, _ = build(cfg)
     datamodule.setup("test")
@@ -59,14 +59,16 @@ def _estimate(model, x, samples):
         return model.log_likelihood(x, model.posterior(x), samples)
 
 
-def test_compiled_evaluation_gives_the_eager_estimate(tmp_path):
-    x, model = _evaluation_model(tmp_path, "auto")
+# The Gaussian posterior's density is compiled into the pass, the vMF's stays eager (its family says so).
+@pytest.mark.parametrize("prior", ["gauss", "vmf"])
+def test_compiled_evaluation_gives_the_eager_estimate(tmp_path, prior):
+    x, model = _evaluation_model(tmp_path, "auto", f"prior={prior}")
     samples = MIN_EVAL_SAMPLES + 12  # a short last chunk too
     compiled = _estimate(model, x, samples)
-    assert model._compiled_log_joint is not None and not model._compiled_log_joint.failed
+    assert model._compiled_log_weight is not None and not model._compiled_log_weight.failed
     model.set_evaluation(0, samples, model.iw_chunk_size, 0, False)
     eager = _estimate(model, x, samples)
-    assert model._compiled_log_joint is None  # eager this time
+    assert model._compiled_log_weight is None  # eager this time
     torch.testing.assert_close(compiled, eager, rtol=0, atol=1e-3)
     assert eager.isfinite().all() and not torch.equal(eager, torch.zeros_like(eager))
 
@@ -74,7 +76,7 @@ def test_compiled_evaluation_gives_the_eager_estimate(tmp_path):
 def test_auto_keeps_short_evaluations_eager(tmp_path):
     x, model = _evaluation_model(tmp_path, "auto")
     _estimate(model, x, 20)  # validation's S: not worth a compile
-    assert model._compiled_log_joint is None
+    assert model._compiled_log_weight is None
 
 
 def test_a_failing_compile_warns_once_and_runs_eagerly(monkeypatch, caplog):

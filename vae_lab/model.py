@@ -159,7 +159,7 @@ class VAEModule(L.LightningModule):
         self.iw_chunk_size = iw_chunk_size
         self.eval_seed = eval_seed
         self.eval_compile = compile
-        self._compiled_log_joint = None
+        self._compiled_log_weight = None
 
     # --- the model ------------------------------------------------------------------------
     def posterior(self, x: torch.Tensor) -> Distribution:
@@ -428,24 +428,29 @@ class VAEModule(L.LightningModule):
 
     def log_likelihood(self, x: torch.Tensor, q: Distribution, num_samples: int) -> torch.Tensor:
         """Importance-sampled log p(x) per example (B,), chunked to bound memory."""
-        joint = self._log_joint
+        log_weight = self._log_weight
         if worth_compiling(self.eval_compile, self.device.type, long_enough=num_samples >= MIN_EVAL_SAMPLES):
             # The pass is matmuls plus elementwise work over S × B × D values (gates, clamp,
-            # log-likelihood, sum) and the prior's density (the VampPrior's: a 500-component
-            # mixture); compiled, the elementwise part is fused into a few kernels. The posterior's
-            # density stays eager: cheap for a Gaussian, and the vMF's Bessel functions would
-            # multiply the compile time for little gain.
-            if self._compiled_log_joint is None:
-                self._compiled_log_joint = CompiledOrEager(
-                    self._log_joint, "the evaluation's decoder and prior pass", dynamic=False
+            # log-likelihood, sum), the prior's density (the VampPrior's: a 500-component mixture)
+            # and the posterior's; compiled, the elementwise part is fused into a few kernels.
+            if self._compiled_log_weight is None:
+                self._compiled_log_weight = CompiledOrEager(
+                    self._log_weight, "the evaluation's decoder and prior pass", dynamic=False
                 )
-            joint = self._compiled_log_joint
+            log_weight = self._compiled_log_weight
         prior = self.prior()
-        return log_mean_importance_weight(q, lambda z: joint(z, x, prior), num_samples, self.iw_chunk_size)
+        if self.latent.posterior_density_compiles:
+            return log_mean_importance_weight(q, lambda z: log_weight(z, x, prior, q), num_samples, self.iw_chunk_size)
+        # The vMF's Bessel functions would multiply the compile time for little gain: eager.
+        return log_mean_importance_weight(
+            q, lambda z: log_weight(z, x, prior, None) - q.log_prob(z), num_samples, self.iw_chunk_size
+        )
 
-    def _log_joint(self, z: torch.Tensor, x: torch.Tensor, prior: Distribution) -> torch.Tensor:
-        """log p(x|z) + log p(z) for samples ``z (S, B, L)`` -> (S, B)."""
-        return log_joint(z, prior, lambda z: self.decode(z).log_prob(x))
+    def _log_weight(self, z: torch.Tensor, x: torch.Tensor, prior: Distribution, q: Distribution | None):
+        """log p(x|z) + log p(z) − log q(z|x) for samples ``z (S, B, L)`` -> (S, B); without ``q``
+        the first two terms, log p(x, z)."""
+        joint = log_joint(z, prior, lambda z: self.decode(z).log_prob(x))
+        return joint if q is None else joint - q.log_prob(z)
 
     # --- media ----------------------------------------------------------------------------
     @property

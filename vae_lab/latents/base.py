@@ -14,6 +14,8 @@ these instead of testing types:
 - ``can_sample_prior``: ``p.sample`` works (prior samples in media);
 - ``needs_pseudo_inputs``: the prior is built from learned points of the data space (VampPrior),
   so the data must name how to initialise them (``data.pseudo_inputs``);
+- ``posterior_density_compiles``: ``q.log_prob`` compiles cheaply, so importance-sampled
+  evaluation fuses it into its compiled pass (not the vMF's: Bessel functions);
 - ``lives_on_sphere``: z lies on the unit sphere S^(latent_dim−1) in R^latent_dim (the
   hyperspherical paper's "d" then has two readings, see ``experiment=svae_mnist``).
 
@@ -50,6 +52,7 @@ class LatentFamily(nn.Module):
     has_kl_per_dimension = False
     can_sample_prior = True
     needs_pseudo_inputs = False
+    posterior_density_compiles = True
     lives_on_sphere = False
 
     def __init__(self, in_features: int, latent_dim: int):

@@ -31,6 +31,7 @@ class SphericalLatent(LatentFamily):
     has_kl_per_dimension = False  # the sphere does not factorise over coordinates
     can_sample_prior = True  # the uniform prior samples exactly
     lives_on_sphere = True
+    posterior_density_compiles = False  # Bessel functions: compile time for little gain
 
     def __init__(self, in_features: int, latent_dim: int, kappa: float | None = None, kappa_floor: float = 1.0):
         name = type(self).__name__

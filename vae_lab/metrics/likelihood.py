@@ -31,7 +31,7 @@ def importance_sampled_log_likelihood(
 
     ``q`` has batch shape (B,); ``log_px(z)`` maps samples ``z (S, B, L)`` to ``log p(x|z) (S, B)``.
     """
-    return log_mean_importance_weight(q, lambda z: log_joint(z, prior, log_px), num_samples, chunk_size)
+    return log_mean_importance_weight(q, lambda z: log_joint(z, prior, log_px) - q.log_prob(z), num_samples, chunk_size)
 
 
 def log_joint(z: torch.Tensor, prior: Distribution, log_px: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
@@ -40,16 +40,16 @@ def log_joint(z: torch.Tensor, prior: Distribution, log_px: Callable[[torch.Tens
 
 
 def log_mean_importance_weight(
-    q: Distribution, joint: Callable[[torch.Tensor], torch.Tensor], num_samples: int, chunk_size: int
+    q: Distribution, log_weight: Callable[[torch.Tensor], torch.Tensor], num_samples: int, chunk_size: int
 ) -> torch.Tensor:
     """log (1/S) Σ_s p(x, z_s) / q(z_s|x) over S samples of ``q``, given
-    ``joint(z (chunk, B, L)) -> log p(x, z) (chunk, B)``."""
+    ``log_weight(z (chunk, B, L)) -> log p(x, z) − log q(z|x) (chunk, B)``."""
     if num_samples < 1:
         raise ValueError(f"num_samples={num_samples}: importance sampling needs at least one sample")
     total = None
     samples = q.sample((num_samples,))  # (S, B, L); evaluation needs no gradients
     for z in samples.split(chunk_size):
-        chunk = logsumexp(joint(z) - q.log_prob(z), dim=0)
+        chunk = logsumexp(log_weight(z), dim=0)
         total = chunk if total is None else torch.logaddexp(total, chunk)
     return total - math.log(num_samples)
 
