@@ -120,6 +120,17 @@ def test_importance_sampling_is_independent_of_chunk_size():
     torch.testing.assert_close(results[0], results[1])
 
 
+def test_gaussian_samples_in_chunks_are_q_sample_bit_for_bit():
+    family = GaussianLatent(in_features=8, latent_dim=5)
+    q = family.posterior(torch.randn(7, 8))
+    torch.manual_seed(4)
+    whole = q.sample((45,))
+    torch.manual_seed(4)
+    chunks = list(family.sample_in_chunks(q, 45, 16))  # 16 + 16 + 13
+    assert [len(c) for c in chunks] == [16, 16, 13]
+    assert torch.equal(torch.cat(chunks), whole)
+
+
 def test_active_units_counts_dimensions_with_variance_above_threshold():
     torch.manual_seed(0)
     means = torch.randn(1000, 4) * torch.tensor([1.0, 0.2, 0.05, 0.0])

@@ -31,7 +31,7 @@ from vae_lab.latents.base import LatentFamily
 from vae_lab.likelihoods.base import Likelihood
 from vae_lab.metrics.holes import PER_DIMENSION, LatentHoles
 from vae_lab.metrics.latent import ActiveUnits, MutualInformation, PerDimensionStatistics
-from vae_lab.metrics.likelihood import bits_per_dim, log_joint, log_mean_importance_weight
+from vae_lab.metrics.likelihood import bits_per_dim, check_sample_count, log_joint, log_mean_importance_weight
 from vae_lab.objectives.base import Objective, Terms
 from vae_lab.restore import CONFIG_KEY
 from vae_lab.rng import batch_share, seeded_stream
@@ -439,12 +439,12 @@ class VAEModule(L.LightningModule):
                 )
             log_weight = self._compiled_log_weight
         prior = self.prior()
+        check_sample_count(num_samples)
+        samples = self.latent.sample_in_chunks(q, num_samples, self.iw_chunk_size)
         if self.latent.posterior_density_compiles:
-            return log_mean_importance_weight(q, lambda z: log_weight(z, x, prior, q), num_samples, self.iw_chunk_size)
+            return log_mean_importance_weight(samples, lambda z: log_weight(z, x, prior, q), num_samples)
         # The vMF's Bessel functions would multiply the compile time for little gain: eager.
-        return log_mean_importance_weight(
-            q, lambda z: log_weight(z, x, prior, None) - q.log_prob(z), num_samples, self.iw_chunk_size
-        )
+        return log_mean_importance_weight(samples, lambda z: log_weight(z, x, prior, None) - q.log_prob(z), num_samples)
 
     def _log_weight(self, z: torch.Tensor, x: torch.Tensor, prior: Distribution, q: Distribution | None):
         """log p(x|z) + log p(z) − log q(z|x) for samples ``z (S, B, L)`` -> (S, B); without ``q``

@@ -26,7 +26,7 @@ VampPrior). The density-gap objective and the hole metrics are written once agai
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -81,6 +81,11 @@ class LatentFamily(nn.Module):
     def rsample_many(self, q: Distribution, n: int) -> torch.Tensor:
         """``n`` reparameterised samples per posterior, (n, B, L) (the density-gap term)."""
         return q.rsample((n,))
+
+    def sample_in_chunks(self, q: Distribution, n: int, chunk_size: int) -> Iterable[torch.Tensor]:
+        """``q.sample((n,))`` (n, B, L), as consecutive chunks of at most ``chunk_size`` samples
+        (importance-sampled evaluation)."""
+        return q.sample((n,)).split(chunk_size)
 
     def log_density_factors(self, dist: Distribution, z: torch.Tensor) -> torch.Tensor:
         """log density of ``z`` under ``dist`` (a posterior or the prior) per independent factor,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch.distributions import Distribution, Independent
 
@@ -60,6 +62,14 @@ class GaussianLatent(LatentFamily):
             batch_dim,
         )
         return loc + scale * noise
+
+    def sample_in_chunks(self, q: Distribution, n: int, chunk_size: int) -> Iterable[torch.Tensor]:
+        """``q.sample((n,))`` bit for bit (the same ε from the same stream, and μ + ε σ as torch's
+        ``Normal.rsample`` forms it), but formed chunk by chunk: on a chunk the product and sum stay
+        in cache, on the whole (n, B, L) tensor they are two passes through memory."""
+        loc, scale = q.base_dist.loc, q.base_dist.scale
+        noise = torch.empty((n, *loc.shape), dtype=loc.dtype, device=loc.device).normal_()
+        return (loc + eps * scale for eps in noise.split(chunk_size))
 
     def prior(self, posterior_fn: PosteriorFn | None = None) -> Distribution:
         return Independent(Normal(self.zero, torch.ones_like(self.zero), validate_args=False), 1)

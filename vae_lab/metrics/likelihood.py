@@ -2,7 +2,8 @@
 
 log p(x) ≈ log (1/S) Σ_s p(x|z_s) p(z_s) / q(z_s|x),  z_s ~ q(z|x).
 
-All S latent samples are drawn at once (S × B × L is small); the decoder, whose output
+All S latent samples are drawn at once (S × B × L is small; a Gaussian family forms them from
+their noise chunk by chunk, the same bits); the decoder, whose output
 S × B × D is the memory hog, runs on chunks of ``chunk_size`` samples and the chunks'
 log-sum-exps are combined exactly, so the estimate does not depend on the chunk size.
 """
@@ -10,7 +11,7 @@ log-sum-exps are combined exactly, so the estimate does not depend on the chunk 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch.distributions import Distribution
@@ -31,7 +32,9 @@ def importance_sampled_log_likelihood(
 
     ``q`` has batch shape (B,); ``log_px(z)`` maps samples ``z (S, B, L)`` to ``log p(x|z) (S, B)``.
     """
-    return log_mean_importance_weight(q, lambda z: log_joint(z, prior, log_px) - q.log_prob(z), num_samples, chunk_size)
+    check_sample_count(num_samples)
+    samples = q.sample((num_samples,)).split(chunk_size)  # (S, B, L); evaluation needs no gradients
+    return log_mean_importance_weight(samples, lambda z: log_joint(z, prior, log_px) - q.log_prob(z), num_samples)
 
 
 def log_joint(z: torch.Tensor, prior: Distribution, log_px: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
@@ -40,18 +43,21 @@ def log_joint(z: torch.Tensor, prior: Distribution, log_px: Callable[[torch.Tens
 
 
 def log_mean_importance_weight(
-    q: Distribution, log_weight: Callable[[torch.Tensor], torch.Tensor], num_samples: int, chunk_size: int
+    sample_chunks: Iterable[torch.Tensor], log_weight: Callable[[torch.Tensor], torch.Tensor], num_samples: int
 ) -> torch.Tensor:
-    """log (1/S) Σ_s p(x, z_s) / q(z_s|x) over S samples of ``q``, given
-    ``log_weight(z (chunk, B, L)) -> log p(x, z) − log q(z|x) (chunk, B)``."""
-    if num_samples < 1:
-        raise ValueError(f"num_samples={num_samples}: importance sampling needs at least one sample")
+    """log (1/S) Σ_s p(x, z_s) / q(z_s|x) over S = ``num_samples`` samples of q, given in chunks
+    ``z (chunk, B, L)``, and ``log_weight(z) -> log p(x, z) − log q(z|x) (chunk, B)``."""
+    check_sample_count(num_samples)
     total = None
-    samples = q.sample((num_samples,))  # (S, B, L); evaluation needs no gradients
-    for z in samples.split(chunk_size):
+    for z in sample_chunks:
         chunk = logsumexp(log_weight(z), dim=0)
         total = chunk if total is None else torch.logaddexp(total, chunk)
     return total - math.log(num_samples)
+
+
+def check_sample_count(num_samples: int) -> None:
+    if num_samples < 1:
+        raise ValueError(f"num_samples={num_samples}: importance sampling needs at least one sample")
 
 
 def bits_per_dim(nll_nats: torch.Tensor, dim: int) -> torch.Tensor:
