@@ -65,10 +65,10 @@ def test_compiled_evaluation_gives_the_eager_estimate(tmp_path, prior):
     x, model = _evaluation_model(tmp_path, "auto", f"prior={prior}")
     samples = MIN_EVAL_SAMPLES + 12  # a short last chunk too
     compiled = _estimate(model, x, samples)
-    assert model._compiled_log_weight is not None and not model._compiled_log_weight.failed
+    assert model._compiled_log_sum_weights is not None and not model._compiled_log_sum_weights.failed
     model.set_evaluation(0, samples, model.iw_chunk_size, 0, False)
     eager = _estimate(model, x, samples)
-    assert model._compiled_log_weight is None  # eager this time
+    assert model._compiled_log_sum_weights is None  # eager this time
     torch.testing.assert_close(compiled, eager, rtol=0, atol=1e-3)
     assert eager.isfinite().all() and not torch.equal(eager, torch.zeros_like(eager))
 
@@ -76,7 +76,7 @@ def test_compiled_evaluation_gives_the_eager_estimate(tmp_path, prior):
 def test_auto_keeps_short_evaluations_eager(tmp_path):
     x, model = _evaluation_model(tmp_path, "auto")
     _estimate(model, x, 20)  # validation's S: not worth a compile
-    assert model._compiled_log_weight is None
+    assert model._compiled_log_sum_weights is None
 
 
 def test_a_failing_compile_warns_once_and_runs_eagerly(monkeypatch, caplog):

@@ -27,6 +27,7 @@ from vae_lab.compiling import (
     torch_compile,
     worth_compiling,
 )
+from vae_lab.distributions.logsumexp import logsumexp
 from vae_lab.latents.base import LatentFamily
 from vae_lab.likelihoods.base import Likelihood
 from vae_lab.metrics.holes import PER_DIMENSION, LatentHoles
@@ -159,7 +160,7 @@ class VAEModule(L.LightningModule):
         self.iw_chunk_size = iw_chunk_size
         self.eval_seed = eval_seed
         self.eval_compile = compile
-        self._compiled_log_weight = None
+        self._compiled_log_sum_weights = None
 
     # --- the model ------------------------------------------------------------------------
     def posterior(self, x: torch.Tensor) -> Distribution:
@@ -428,29 +429,35 @@ class VAEModule(L.LightningModule):
 
     def log_likelihood(self, x: torch.Tensor, q: Distribution, num_samples: int) -> torch.Tensor:
         """Importance-sampled log p(x) per example (B,), chunked to bound memory."""
-        log_weight = self._log_weight
+        log_sum_weights = self._log_sum_weights
         if worth_compiling(self.eval_compile, self.device.type, long_enough=num_samples >= MIN_EVAL_SAMPLES):
             # The pass is matmuls plus elementwise work over S × B × D values (gates, clamp,
-            # log-likelihood, sum), the prior's density (the VampPrior's: a 500-component mixture)
-            # and the posterior's; compiled, the elementwise part is fused into a few kernels.
-            if self._compiled_log_weight is None:
-                self._compiled_log_weight = CompiledOrEager(
-                    self._log_weight, "the evaluation's decoder and prior pass", dynamic=False
+            # log-likelihood, sum), the prior's density (the VampPrior's: a 500-component mixture),
+            # the posterior's and the log-sum-exp; compiled, the elementwise part is fused into a few kernels.
+            if self._compiled_log_sum_weights is None:
+                self._compiled_log_sum_weights = CompiledOrEager(
+                    self._log_sum_weights, "the evaluation's decoder and prior pass", dynamic=False
                 )
-            log_weight = self._compiled_log_weight
+            log_sum_weights = self._compiled_log_sum_weights
         prior = self.prior()
         check_sample_count(num_samples)
         samples = self.latent.sample_in_chunks(q, num_samples, self.iw_chunk_size)
         if self.latent.posterior_density_compiles:
-            return log_mean_importance_weight(samples, lambda z: log_weight(z, x, prior, q), num_samples)
-        # The vMF's Bessel functions would multiply the compile time for little gain: eager.
-        return log_mean_importance_weight(samples, lambda z: log_weight(z, x, prior, None) - q.log_prob(z), num_samples)
+            return log_mean_importance_weight(samples, lambda z: log_sum_weights(z, x, prior, q), num_samples)
+        # The vMF's Bessel functions would multiply the compile time for little gain: its density eagerly.
+        return log_mean_importance_weight(
+            samples, lambda z: log_sum_weights(z, x, prior, q, q.log_prob(z)), num_samples
+        )
 
-    def _log_weight(self, z: torch.Tensor, x: torch.Tensor, prior: Distribution, q: Distribution | None):
-        """log p(x|z) + log p(z) − log q(z|x) for samples ``z (S, B, L)`` -> (S, B); without ``q``
-        the first two terms, log p(x, z)."""
-        joint = log_joint(z, prior, lambda z: self.decode(z).log_prob(x))
-        return joint if q is None else joint - q.log_prob(z)
+    def _log_sum_weights(
+        self, z: torch.Tensor, x: torch.Tensor, prior: Distribution, q: Distribution, log_q: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """log Σ_s p(x|z_s) p(z_s) / q(z_s|x) over samples ``z (S, B, L)`` -> (B,); ``log_q``: log
+        q(z|x) (S, B) computed by the caller (else here)."""
+        log_weights = log_joint(z, prior, lambda z: self.decode(z).log_prob(x)) - (
+            q.log_prob(z) if log_q is None else log_q
+        )
+        return logsumexp(log_weights, dim=0)
 
     # --- media ----------------------------------------------------------------------------
     @property

@@ -34,7 +34,9 @@ def importance_sampled_log_likelihood(
     """
     check_sample_count(num_samples)
     samples = q.sample((num_samples,)).split(chunk_size)  # (S, B, L); evaluation needs no gradients
-    return log_mean_importance_weight(samples, lambda z: log_joint(z, prior, log_px) - q.log_prob(z), num_samples)
+    return log_mean_importance_weight(
+        samples, lambda z: logsumexp(log_joint(z, prior, log_px) - q.log_prob(z), dim=0), num_samples
+    )
 
 
 def log_joint(z: torch.Tensor, prior: Distribution, log_px: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
@@ -43,14 +45,14 @@ def log_joint(z: torch.Tensor, prior: Distribution, log_px: Callable[[torch.Tens
 
 
 def log_mean_importance_weight(
-    sample_chunks: Iterable[torch.Tensor], log_weight: Callable[[torch.Tensor], torch.Tensor], num_samples: int
+    sample_chunks: Iterable[torch.Tensor], log_sum_weights: Callable[[torch.Tensor], torch.Tensor], num_samples: int
 ) -> torch.Tensor:
     """log (1/S) Σ_s p(x, z_s) / q(z_s|x) over S = ``num_samples`` samples of q, given in chunks
-    ``z (chunk, B, L)``, and ``log_weight(z) -> log p(x, z) − log q(z|x) (chunk, B)``."""
+    ``z (chunk, B, L)``, and ``log_sum_weights(z) -> log Σ_chunk p(x, z) / q(z|x) (B,)``."""
     check_sample_count(num_samples)
     total = None
     for z in sample_chunks:
-        chunk = logsumexp(log_weight(z), dim=0)
+        chunk = log_sum_weights(z)
         total = chunk if total is None else torch.logaddexp(total, chunk)
     return total - math.log(num_samples)
 
