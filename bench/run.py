@@ -70,6 +70,8 @@ def suites(quick: bool, rounds: int, native_bf16: bool = True) -> dict[str, list
         # pythae and the floors right after our default run: they share the machine's state of the moment.
         peer = (f"peer_vae_r{r}", [PEER, "peer_pythae.py", "vae", *steps])
         train += [variants[0], peer, floor, floor_eager, *variants[1:]]
+    # The defaults through Lightning and the floors paired within one process (drift cancels per round).
+    train.append(("lightning_step_ratio", [OURS, "lightning_step_ratio.py", *(["--rounds", "5"] if quick else [])]))
     return {
         "train": train,
         "eval": [
@@ -210,6 +212,16 @@ def _train_lines(results: dict[str, dict | None]) -> list[str]:
         lines.append(
             f"  vae_lab {options}: {median_and_range(ours)[0]:,.0f} -> {f'{vs_peer:.2f}x' if vs_peer else 'n/a'} "
             f"pythae ({peer_spread}), {f'{vs_floor:.2f}x' if vs_floor else 'n/a'} the floor ({floor_spread}){targets}"
+        )
+    paired = results.get("lightning_step_ratio")
+    if paired:
+        eager, compiled = paired["vs_eager_floor"], paired["vs_compiled_floor"]
+        low, high = compiled["quartiles"]
+        lines.append(
+            f"  paired in one process (bench/lightning_step_ratio.py, {paired['rounds']} rounds of "
+            f"{paired['steps_per_round']} steps): defaults through Lightning {paired['samples_per_s']:,.0f} = "
+            f"{eager['median']:.2f}x the eager floor ({eager['quartiles'][0]:.2f}-{eager['quartiles'][1]:.2f}), "
+            f"{compiled['median']:.2f}x the compiled floor ({low:.2f}-{high:.2f})"
         )
     return lines
 

@@ -52,25 +52,31 @@ def linear_flops_per_example(model: torch.nn.Module, first_layer: torch.nn.Linea
     return total
 
 
+def training_only_config(overrides: list[str], max_steps: int, folder: Path):
+    """The run's composed config with only its training loop left: no logger, checkpoints, media or
+    validation (they are not part of a training step), stopping after ``max_steps`` optimiser steps."""
+    return compose_train_config(
+        [
+            *overrides,
+            "logger=[]",
+            "+trainer.enable_checkpointing=false",
+            # Only the progress bar of the default callbacks: the others act at epoch ends.
+            "~callbacks.model_checkpoint",
+            "~callbacks.media",
+            "~callbacks.report_figures",
+            "~callbacks.data_init",
+            "+trainer.limit_val_batches=0",
+            f"+trainer.max_steps={max_steps}",
+            "trainer.max_epochs=1000",
+            "+trainer.enable_model_summary=false",
+        ],
+        folder,
+    )
+
+
 def measure(overrides: list[str], steps: int, warmup: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = compose_train_config(
-            [
-                *overrides,
-                "logger=[]",
-                "+trainer.enable_checkpointing=false",
-                # Only the progress bar of the default callbacks: the others act at epoch ends.
-                "~callbacks.model_checkpoint",
-                "~callbacks.media",
-                "~callbacks.report_figures",
-                "~callbacks.data_init",
-                "+trainer.limit_val_batches=0",
-                f"+trainer.max_steps={steps + warmup}",
-                "trainer.max_epochs=1000",
-                "+trainer.enable_model_summary=false",
-            ],
-            Path(tmp),
-        )
+        cfg = training_only_config(overrides, steps + warmup, Path(tmp))
         datamodule, model, _, trainer = build(cfg)
         timer = StepTimer(warmup)
         trainer.callbacks.append(timer)
