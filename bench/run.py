@@ -282,9 +282,14 @@ def summary(results: dict[str, dict | None]) -> list[str]:
             dig(text, "tokens_per_s", "lstm_vae", default=0),
             dig(text, "tokens_per_s", "bare_lstm_lm", default=0),
         )
-        lines.append(
-            f"PTB LSTM VAE tokens/s {vae:,.0f} vs bare LSTM LM {bare:,.0f}: {ratio(vae, bare)} (target >= 0.8x)"
+        blocks = dig(text, "ratio_by_block", default=[])
+        paired = (
+            f"{text['ratio_vae_to_bare']:.2f}x, median of {len(blocks)} blocks on the same batches "
+            f"({min(blocks):.2f}-{max(blocks):.2f})"
+            if blocks
+            else ratio(vae, bare)
         )
+        lines.append(f"PTB LSTM VAE tokens/s {vae:,.0f} vs bare LSTM LM {bare:,.0f}: {paired} (target >= 0.8x)")
     lines += _density_gap_lines(results.get("density_gap"))
     lines += _conv_lines(results.get("conv_train"))
     for name, run in dig(results.get("sweep_throughput"), "launchers", default={}).items():

@@ -6,8 +6,10 @@ softmax), SGD and gradient clipping 0.25. The VAE step is the model's own ELBO s
 (``VAEModule.training_loss`` with the ELBO: LSTM encoder, Gaussian latent 50, z-conditioned LSTM
 decoder); the bare loop is embedding → nn.LSTM → linear → cross-entropy, the practical floor.
 Both output layers multiply on the library ``linear_backend=auto`` picks (vae_lab.linear).
-Blocks of steps alternate between the two so a shared machine's load hits both alike; each
-figure is the best block.
+Blocks of steps alternate between the two on the same batches (PTB's sentence lengths vary, and
+tokens/s with them), and which goes first alternates too, so a shared machine's load and the
+batches' lengths hit both alike; the ratio is the median of the per-block ratios, the rates the
+medians of the blocks.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
 
 import torch
@@ -68,25 +71,27 @@ def vae_loss(model: VAEModule):
     return loss
 
 
-def time_block(loss_fn, params, batches, steps: int) -> float:
-    """Predicted tokens per second over ``steps`` SGD steps."""
+def time_block(loss_fn, params, block: list[torch.Tensor]) -> float:
+    """Seconds for one SGD step on each batch of ``block``."""
     optimizer = torch.optim.SGD(params, lr=1.0)
-    tokens, start = 0, time.perf_counter()
-    for _ in range(steps):
-        (x,), _ = next(batches)  # training batches come in groups (of one here: steps_per_call=1)
+    start = time.perf_counter()
+    for x in block:
         optimizer.zero_grad(set_to_none=True)
         loss_fn(x).backward()
         torch.nn.utils.clip_grad_norm_(params, 0.25)
         optimizer.step()
-        tokens += int(count_predicted_tokens(x).sum())
-    return tokens / (time.perf_counter() - start)
+    return time.perf_counter() - start
+
+
+def draw_block(batches, steps: int) -> list[torch.Tensor]:
+    return [next(batches)[0][0] for _ in range(steps)]  # batches come in groups (of one: steps_per_call=1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--steps", type=int, default=40, help="SGD steps per timed block")
-    parser.add_argument("--blocks", type=int, default=3, help="alternating blocks per model")
+    parser.add_argument("--blocks", type=int, default=7, help="alternating blocks per model")
     args = parser.parse_args()
     backend = set_linear_backend("auto")  # as vae_lab.train does
 
@@ -98,17 +103,24 @@ def main() -> None:
         "lstm_vae": (vae_loss(vae), list(vae.parameters())),
         "bare_lstm_lm": (bare.loss, list(bare.parameters())),
     }
+    warmup = draw_block(batches, 5)
     for loss_fn, params in runs.values():  # warm-up: allocator, kernels
-        time_block(loss_fn, params, batches, 5)
-    rates = {name: [] for name in runs}
+        time_block(loss_fn, params, warmup)
+    rates, ratios = {name: [] for name in runs}, []
     for _ in range(args.blocks):
-        for name, (loss_fn, params) in runs.items():
-            rates[name].append(time_block(loss_fn, params, batches, args.steps))
-    best = {name: max(r) for name, r in rates.items()}
+        block = draw_block(batches, args.steps)
+        tokens = sum(int(count_predicted_tokens(x).sum()) for x in block)
+        order = list(runs) if len(ratios) % 2 == 0 else list(reversed(runs))  # who goes first alternates
+        seconds = {name: time_block(*runs[name], block) for name in order}
+        for name in runs:
+            rates[name].append(tokens / seconds[name])
+        ratios.append(seconds["bare_lstm_lm"] / seconds["lstm_vae"])
+    median = {name: statistics.median(r) for name, r in rates.items()}
     result = {
-        "tokens_per_s": best,
+        "tokens_per_s": median,
         "all_blocks": rates,
-        "ratio_vae_to_bare": best["lstm_vae"] / best["bare_lstm_lm"],
+        "ratio_vae_to_bare": statistics.median(ratios),
+        "ratio_by_block": ratios,
         "target_ratio": 0.8,
         "config": {"vocab": VOCAB, "embedding": EMB, "hidden": HIDDEN, "latent": LATENT, "batch": 20},
         "threads": torch.get_num_threads(),
