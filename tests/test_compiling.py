@@ -18,11 +18,11 @@ from vae_lab.train import ConfigError, build, validate_config
 @pytest.mark.parametrize("has_compiler", [True, False])
 def test_auto_compiles_only_long_work_and_only_with_a_compiler(monkeypatch, has_compiler):
     monkeypatch.setattr(compiling, "compiler_available", lambda device_type: has_compiler)
-    assert worth_compiling("auto", "cpu", long_enough=True) is has_compiler
-    assert worth_compiling("auto", "cpu", long_enough=False) is False
+    assert worth_compiling("auto", "cpu", repays=True) is has_compiler
+    assert worth_compiling("auto", "cpu", repays=False) is False
     # An explicit setting is obeyed whatever the work or the toolchain.
-    assert worth_compiling(True, "cpu", long_enough=False) is True
-    assert worth_compiling(False, "cpu", long_enough=True) is False
+    assert worth_compiling(True, "cpu", repays=False) is True
+    assert worth_compiling(False, "cpu", repays=True) is False
 
 
 @pytest.mark.parametrize("restriction", ["avx2", None])
@@ -76,6 +76,17 @@ def test_compiled_evaluation_gives_the_eager_estimate(tmp_path, prior):
 def test_auto_keeps_short_evaluations_eager(tmp_path):
     x, model = _evaluation_model(tmp_path, "auto")
     _estimate(model, x, 20)  # validation's S: not worth a compile
+    assert model._compiled_log_sum_weights is None
+
+
+def test_auto_keeps_variable_length_data_eager(tmp_path):
+    """Sentences come in batches of one length each: a compiled pass would recompile per length."""
+    from vae_lab.likelihoods.text import TokenSequenceLikelihood
+
+    assert TokenSequenceLikelihood.fixed_shape is False
+    x, model = _evaluation_model(tmp_path, "auto")
+    model.likelihood.fixed_shape = False  # as the token-sequence likelihood declares
+    _estimate(model, x, MIN_EVAL_SAMPLES)
     assert model._compiled_log_sum_weights is None
 
 

@@ -42,11 +42,11 @@ def check_setting(name: str, value: object) -> None:
         raise ValueError(f"{name}={value}: expected true, false or auto")
 
 
-def worth_compiling(setting: bool | str, device_type: str, long_enough: bool) -> bool:
-    """Resolve ``true``/``false``/``auto``; ``auto`` needs work that repays compiling, and a compiler."""
+def worth_compiling(setting: bool | str, device_type: str, repays: bool) -> bool:
+    """Resolve ``true``/``false``/``auto``; ``auto`` needs work that ``repays`` compiling, and a compiler."""
     if setting != AUTO:
         return bool(setting)
-    return long_enough and compiler_available(device_type)
+    return repays and compiler_available(device_type)
 
 
 def torch_compile(fn: Callable, **options) -> Callable:

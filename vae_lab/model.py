@@ -219,7 +219,7 @@ class VAEModule(L.LightningModule):
         into one graph (a graph break, e.g. the vMF rejection sampler's loop or an LSTM, would
         leave eager code between compiled pieces), and say what was decided and why."""
         steps = self.total_steps or 0
-        if not worth_compiling(AUTO, self.device.type, long_enough=steps >= MIN_TRAINING_STEPS):
+        if not worth_compiling(AUTO, self.device.type, repays=steps >= MIN_TRAINING_STEPS):
             reason = f"{steps} steps < {MIN_TRAINING_STEPS}" if steps < MIN_TRAINING_STEPS else "no compiler found"
             log.info("compile=auto: training eagerly (%s)", reason)
             return False
@@ -430,7 +430,9 @@ class VAEModule(L.LightningModule):
     def log_likelihood(self, x: torch.Tensor, q: Distribution, num_samples: int) -> torch.Tensor:
         """Importance-sampled log p(x) per example (B,), chunked to bound memory."""
         log_sum_weights = self._log_sum_weights
-        if worth_compiling(self.eval_compile, self.device.type, long_enough=num_samples >= MIN_EVAL_SAMPLES):
+        # Variable-length data (sentences batched by length) would recompile the pass for every new length.
+        repays = num_samples >= MIN_EVAL_SAMPLES and self.likelihood.fixed_shape
+        if worth_compiling(self.eval_compile, self.device.type, repays=repays):
             # The pass is matmuls plus elementwise work over S × B × D values (gates, clamp,
             # log-likelihood, sum), the prior's density (the VampPrior's: a 500-component mixture),
             # the posterior's and the log-sum-exp; compiled, the elementwise part is fused into a few kernels.

@@ -4,7 +4,9 @@ A likelihood declares which kind of data it models (``data_types``, matched agai
 config's ``type`` before anything is built) and whether it is a discrete density over 8-bit
 values, for which bits per dimension are reported (``reports_bits_per_dim``), and whether its
 mean is a point of the data space, for which the per-dimension MSE is reported
-(``has_data_space_mean``: images, not sentences or word counts).
+(``has_data_space_mean``: images, not sentences or word counts), and whether every batch of its
+data has the same shape (``fixed_shape``; not sentences batched by length), which a compiled
+evaluation pass needs to be reused across batches.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Likelihood(nn.Module):
     data_types: tuple[str, ...] = ()
     reports_bits_per_dim = False
     has_data_space_mean = False  # p(x|z).mean is a point of the data space: per-dimension MSE is reported
+    fixed_shape = True  # every batch has one shape: `eval.compile=auto` compiles the evaluation pass once
 
     @classmethod
     def fits(cls, data_type: str) -> bool:

@@ -139,7 +139,7 @@ class LatentHoles(Metric):
         # component that the scaled sum underflows, its row is redone with the exact logsumexp.
         shift = log_weight.amax(0)
         kernel = _per_dimension_kernel
-        if worth_compiling(self.compile, z.device.type, long_enough=len(z) >= 50 * self.chunk_size):
+        if worth_compiling(self.compile, z.device.type, repays=len(z) >= 50 * self.chunk_size):
             kernel = _compiled_kernel()
         # Components along the last axis, (L, N): the kernel's sum over them runs over contiguous memory.
         components = [t.T.contiguous() for t in (loc, inverse_scale, log_weight - shift)]
