@@ -108,6 +108,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
+    if args.rounds < 2 or args.steps < 1:
+        parser.error(f"--rounds {args.rounds} --steps {args.steps}: need at least 2 rounds (quartiles) of >= 1 step")
     result = measure(args.overrides, args.rounds, args.steps, args.warmup_steps)
     ours = result["samples_per_s"]
     for name in FLOORS:
