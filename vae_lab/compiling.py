@@ -1,8 +1,9 @@
 """When to ``torch.compile``, and running eagerly where compiling cannot work.
 
-``compile`` (the training loss) and ``eval.compile`` (the decoder and prior pass of importance-sampled
-evaluation) take ``true``, ``false`` or ``auto``. ``auto`` compiles only where it repays its
-compile time (once per process and graph; see ``worth_compiling``) and
+``compile`` (the training loss) and ``eval.compile`` (importance-sampled evaluation's pass over each
+chunk of samples: decoder, densities, log-sum-exp) take ``true``, ``false`` or ``auto``. ``auto``
+compiles only where it repays its compile time (once per process and graph, so not where every
+batch has another shape; see ``worth_compiling``) and
 where a compiler exists: the CPU backend builds C++ and needs a C++ compiler, the GPU backend
 needs Triton. A compile that fails at run time warns once and the work continues eagerly, so an
 unusual decoder or machine never loses a run to the optimisation.
