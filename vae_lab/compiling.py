@@ -21,7 +21,7 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
-# Importance samples per point from which compiling the evaluation's decoder and prior pass pays: the test
+# Importance samples per point from which compiling the evaluation's decoder and density pass pays: the test
 # decodes S = 5000 samples of every point, validation's S = 20 pass is over before a compile would be.
 MIN_EVAL_SAMPLES = 500
 # Optimiser steps from which compiling the training loss pays: a first compile costs tens of

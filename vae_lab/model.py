@@ -148,7 +148,7 @@ class VAEModule(L.LightningModule):
         compile: bool | str = AUTO,
         hole_samples: int = 128_000,
     ) -> None:
-        """Evaluation settings (importance samples, chunking, seed, compiling the decoder and prior pass,
+        """Evaluation settings (importance samples, chunking, seed, compiling the decoder and density pass,
         prior samples of the hole metrics); ``vae_lab.evaluate`` changes them."""
         check_setting("eval.compile", compile)
         # The hole metrics need the posteriors' density and prior samples; test stage only.
@@ -438,7 +438,7 @@ class VAEModule(L.LightningModule):
             # the posterior's and the log-sum-exp; compiled, the elementwise part is fused into a few kernels.
             if self._compiled_log_sum_weights is None:
                 self._compiled_log_sum_weights = CompiledOrEager(
-                    self._log_sum_weights, "the evaluation's decoder and prior pass", dynamic=False
+                    self._log_sum_weights, "the evaluation's decoder and density pass", dynamic=False
                 )
             log_sum_weights = self._compiled_log_sum_weights
         prior = self.prior()
