@@ -32,7 +32,7 @@ from vae_lab.latents.base import LatentFamily
 from vae_lab.likelihoods.base import Likelihood
 from vae_lab.metrics.holes import PER_DIMENSION, LatentHoles
 from vae_lab.metrics.latent import ActiveUnits, MutualInformation, PerDimensionStatistics
-from vae_lab.metrics.likelihood import bits_per_dim, check_sample_count, log_joint, log_mean_importance_weight
+from vae_lab.metrics.likelihood import bits_per_dim, log_joint, log_mean_importance_weight
 from vae_lab.objectives.base import Objective, Terms
 from vae_lab.restore import CONFIG_KEY
 from vae_lab.rng import batch_share, seeded_stream
@@ -442,13 +442,12 @@ class VAEModule(L.LightningModule):
                 )
             log_sum_weights = self._compiled_log_sum_weights
         prior = self.prior()
-        check_sample_count(num_samples)
+        # Where the family's density would cost compile time for little gain (the vMF's Bessel
+        # functions), it is computed eagerly and handed to the pass.
+        eager_log_q = not self.latent.posterior_density_compiles
         samples = self.latent.sample_in_chunks(q, num_samples, self.iw_chunk_size)
-        if self.latent.posterior_density_compiles:
-            return log_mean_importance_weight(samples, lambda z: log_sum_weights(z, x, prior, q), num_samples)
-        # The vMF's Bessel functions would multiply the compile time for little gain: its density eagerly.
         return log_mean_importance_weight(
-            samples, lambda z: log_sum_weights(z, x, prior, q, q.log_prob(z)), num_samples
+            samples, lambda z: log_sum_weights(z, x, prior, q, q.log_prob(z) if eager_log_q else None), num_samples
         )
 
     def _log_sum_weights(

@@ -32,7 +32,6 @@ def importance_sampled_log_likelihood(
 
     ``q`` has batch shape (B,); ``log_px(z)`` maps samples ``z (S, B, L)`` to ``log p(x|z) (S, B)``.
     """
-    check_sample_count(num_samples)
     samples = q.sample((num_samples,)).split(chunk_size)  # (S, B, L); evaluation needs no gradients
     return log_mean_importance_weight(
         samples, lambda z: logsumexp(log_joint(z, prior, log_px) - q.log_prob(z), dim=0), num_samples
@@ -49,17 +48,13 @@ def log_mean_importance_weight(
 ) -> torch.Tensor:
     """log (1/S) Σ_s p(x, z_s) / q(z_s|x) over S = ``num_samples`` samples of q, given in chunks
     ``z (chunk, B, L)``, and ``log_sum_weights(z) -> log Σ_chunk p(x, z) / q(z|x) (B,)``."""
-    check_sample_count(num_samples)
+    if num_samples < 1:
+        raise ValueError(f"num_samples={num_samples}: importance sampling needs at least one sample")
     total = None
     for z in sample_chunks:
         chunk = log_sum_weights(z)
         total = chunk if total is None else torch.logaddexp(total, chunk)
     return total - math.log(num_samples)
-
-
-def check_sample_count(num_samples: int) -> None:
-    if num_samples < 1:
-        raise ValueError(f"num_samples={num_samples}: importance sampling needs at least one sample")
 
 
 def bits_per_dim(nll_nats: torch.Tensor, dim: int) -> torch.Tensor:
