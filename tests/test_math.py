@@ -15,6 +15,7 @@ from vae_lab.metrics.latent import ActiveUnits
 from vae_lab.metrics.likelihood import importance_sampled_log_likelihood
 from vae_lab.nets.mlp import GatedMLP
 from vae_lab.optim import AdamNormGrad
+from vae_lab.rng import normal_in_chunks
 
 
 def test_gaussian_kl_matches_monte_carlo():
@@ -224,3 +225,26 @@ def test_gaussian_prior_is_standard_normal():
     p = GaussianLatent(4, 3).prior(None)
     z = torch.randn(10, 3)
     torch.testing.assert_close(p.log_prob(z), Normal(0.0, 1.0).log_prob(z).sum(-1))
+
+
+@pytest.mark.parametrize(
+    ("n", "shape", "chunk"),
+    [
+        (5000, (100, 40), 32),  # the test pass: whole blocks per chunk
+        (45, (7, 5), 16),
+        (17, (1, 5), 1),  # a last draw under one block joins the one before
+        (33, (3,), 4),
+        (10, (1,), 3),
+        (3, (2,), 1),  # under one block in all: one draw
+        (40, (13, 3), 7),
+    ],
+)
+def test_normal_in_chunks_draws_what_one_draw_would(n, shape, chunk):
+    torch.manual_seed(5)
+    whole = torch.empty((n, *shape)).normal_()
+    after_whole = torch.rand(3)
+    torch.manual_seed(5)
+    chunks = list(normal_in_chunks(n, shape, chunk, torch.float32, torch.device("cpu")))
+    assert [len(c) for c in chunks] == [len(c) for c in whole.split(chunk)]
+    assert torch.equal(torch.cat(chunks), whole)
+    assert torch.equal(torch.rand(3), after_whole)  # the stream continues where one draw leaves it

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import math
+from collections.abc import Iterator
 
 import torch
 
@@ -42,3 +44,30 @@ def draw_for_share(draw, shape: torch.Size | tuple[int, ...], batch_dim: int = 0
     full = list(shape)
     full[batch_dim] *= world_size
     return draw(full).narrow(batch_dim, rank * shape[batch_dim], shape[batch_dim])
+
+
+# torch's CPU generator fills a normal tensor 16 values at a time (two blocks of 8 uniforms through
+# Box-Muller), one 32-bit draw per value: successive draws whose sizes are whole blocks continue
+# the stream exactly as one larger draw would (tests/test_math.py checks it against torch).
+_NORMAL_FILL_BLOCK = 16
+
+
+def normal_in_chunks(
+    n: int, shape: tuple[int, ...], chunk_size: int, dtype: torch.dtype, device: torch.device
+) -> Iterator[torch.Tensor]:
+    """``torch.empty((n, *shape)).normal_().split(chunk_size)``, the same numbers, but drawn a few
+    chunks at a time on the CPU (as many as make whole blocks of the generator's fill, at most 16),
+    so the (n, *shape) tensor is never allocated and each chunk is drawn just before it is used.
+    Whatever runs between two chunks must not draw from the global stream. Other devices draw at once."""
+    if device.type != "cpu":
+        yield from torch.empty((n, *shape), dtype=dtype, device=device).normal_().split(chunk_size)
+        return
+    per_sample = math.prod(shape)
+    per_draw = chunk_size * (_NORMAL_FILL_BLOCK // math.gcd(chunk_size * per_sample, _NORMAL_FILL_BLOCK))
+    start = 0
+    while start < n:
+        size = min(per_draw, n - start)
+        if 0 < (n - start - size) * per_sample < _NORMAL_FILL_BLOCK:
+            size = n - start  # a last draw under one block would take torch's other (scalar) path
+        yield from torch.empty((size, *shape), dtype=dtype).normal_().split(chunk_size)
+        start += size
