@@ -239,12 +239,13 @@ def test_gaussian_prior_is_standard_normal():
         (40, (13, 3), 7),
     ],
 )
-def test_normal_in_chunks_draws_what_one_draw_would(n, shape, chunk):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_normal_in_chunks_draws_what_one_draw_would(n, shape, chunk, dtype):
     torch.manual_seed(5)
-    whole = torch.empty((n, *shape)).normal_()
+    whole = torch.empty((n, *shape), dtype=dtype).normal_()
     after_whole = torch.rand(3)
     torch.manual_seed(5)
-    chunks = list(normal_in_chunks(n, shape, chunk, torch.float32, torch.device("cpu")))
+    chunks = list(normal_in_chunks(n, shape, chunk, dtype, torch.device("cpu")))
     assert [len(c) for c in chunks] == [len(c) for c in whole.split(chunk)]
     assert torch.equal(torch.cat(chunks), whole)
     assert torch.equal(torch.rand(3), after_whole)  # the stream continues where one draw leaves it
