@@ -142,21 +142,40 @@ def check_against_vae_lab(train: torch.Tensor, steps: int = 5) -> dict:
     return {"steps": steps, "max_rel_loss_diff": worst_loss, "max_param_diff": worst_param}
 
 
+class FloorLoop:
+    """The floor's training loop: vae_lab's initial weights, NormGradAdam, binarised batches, and the
+    loss compiled or not; ``step`` takes one optimiser step (batch draw, noise, loss, backward, update)."""
+
+    def __init__(self, train: torch.Tensor, compiled: bool):
+        self.model = vae_lab_model()  # only its initial weights and shapes are used
+        self.params = weights_of(self.model)
+        self.optimizer = NormGradAdam(self.params)
+        self.loss_fn = torch_compile(loss_fn) if compiled else loss_fn
+        self.batches = binarised_batches(train)
+        self.beta = torch.tensor(1.0)
+
+    def step(self) -> torch.Tensor:
+        eps = torch.randn(BATCH, self.model.latent.latent_dim)
+        loss = self.loss_fn(self.params, next(self.batches), eps, self.beta)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss
+
+    def run(self, steps: int) -> float:
+        """Seconds for ``steps`` steps."""
+        start = time.perf_counter()
+        for _ in range(steps):
+            self.step()
+        return time.perf_counter() - start
+
+
 def measure(train: torch.Tensor, steps: int, warmup: int, compiled: bool) -> dict:
-    model = vae_lab_model()
-    params = weights_of(model)
-    optimizer = NormGradAdam(params)
-    step_loss = torch_compile(loss_fn) if compiled else loss_fn
-    batches = binarised_batches(train)
-    beta = torch.tensor(1.0)
+    loop = FloorLoop(train, compiled)
+    model = loop.model
     ends, start = [], time.perf_counter()
     for step in range(warmup + steps):
-        x = next(batches)
-        eps = torch.randn(BATCH, model.latent.latent_dim)
-        loss = step_loss(params, x, eps, beta)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        loss = loop.step()
         if step == 0:
             compile_s = time.perf_counter() - start
         if step >= warmup - 1:

@@ -20,41 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import floor_torch as floor  # sibling script (bench/ is on sys.path when run as a script)
 import lightning as L
-import torch
+from floor_torch import FloorLoop  # sibling script (bench/ is on sys.path when run as a script)
 from step_rates import save_result
 from train_ours import training_only_config
 
-from vae_lab.compiling import torch_compile
 from vae_lab.data.images import load_mnist_dynamic
 from vae_lab.train import build
 
 FLOORS = ("eager", "compiled")
-
-
-class FloorLoop:
-    """``floor_torch``'s training loop, run ``n`` steps at a time."""
-
-    def __init__(self, train: torch.Tensor, compiled: bool):
-        model = floor.vae_lab_model()
-        self.latent_dim = model.latent.latent_dim
-        self.params = floor.weights_of(model)
-        self.optimizer = floor.NormGradAdam(self.params)
-        self.loss_fn = torch_compile(floor.loss_fn) if compiled else floor.loss_fn
-        self.batches = floor.binarised_batches(train)
-        self.beta = torch.tensor(1.0)
-
-    def run(self, steps: int) -> float:
-        """Seconds for ``steps`` steps."""
-        start = time.perf_counter()
-        for _ in range(steps):
-            eps = torch.randn(floor.BATCH, self.latent_dim)
-            loss = self.loss_fn(self.params, next(self.batches), eps, self.beta)
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
-        return time.perf_counter() - start
 
 
 class PairedRounds(L.Callback):

@@ -27,12 +27,11 @@ from vae_lab.compiling import (
     torch_compile,
     worth_compiling,
 )
-from vae_lab.distributions.logsumexp import logsumexp
 from vae_lab.latents.base import LatentFamily
 from vae_lab.likelihoods.base import Likelihood
 from vae_lab.metrics.holes import PER_DIMENSION, LatentHoles
 from vae_lab.metrics.latent import ActiveUnits, MutualInformation, PerDimensionStatistics
-from vae_lab.metrics.likelihood import bits_per_dim, log_joint, log_mean_importance_weight
+from vae_lab.metrics.likelihood import bits_per_dim, log_mean_importance_weight, log_sum_weights
 from vae_lab.objectives.base import Objective, Terms
 from vae_lab.restore import CONFIG_KEY
 from vae_lab.rng import batch_share, seeded_stream
@@ -453,12 +452,8 @@ class VAEModule(L.LightningModule):
     def _log_sum_weights(
         self, z: torch.Tensor, x: torch.Tensor, prior: Distribution, q: Distribution, log_q: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """log Σ_s p(x|z_s) p(z_s) / q(z_s|x) over samples ``z (S, B, L)`` -> (B,); ``log_q``: log
-        q(z|x) (S, B) computed by the caller (else here)."""
-        log_weights = log_joint(z, prior, lambda z: self.decode(z).log_prob(x)) - (
-            q.log_prob(z) if log_q is None else log_q
-        )
-        return logsumexp(log_weights, dim=0)
+        """``log_sum_weights`` of this model's decoder on one chunk of samples (the pass eval.compile compiles)."""
+        return log_sum_weights(z, prior, q, lambda z: self.decode(z).log_prob(x), log_q)
 
     # --- media ----------------------------------------------------------------------------
     @property

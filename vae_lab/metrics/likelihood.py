@@ -2,10 +2,10 @@
 
 log p(x) ≈ log (1/S) Σ_s p(x|z_s) p(z_s) / q(z_s|x),  z_s ~ q(z|x).
 
-All S latent samples are drawn at once (S × B × L is small; a Gaussian family forms them from
-their noise chunk by chunk, the same bits); the decoder, whose output
-S × B × D is the memory hog, runs on chunks of ``chunk_size`` samples and the chunks'
-log-sum-exps are combined exactly, so the estimate does not depend on the chunk size.
+The samples come in chunks of ``chunk_size`` (a latent family may draw them chunk by chunk,
+``LatentFamily.sample_in_chunks``); the decoder, whose output S × B × D is the memory hog, runs on
+one chunk at a time and the chunks' log-sum-exps are combined exactly, so the estimate does not
+depend on the chunk size.
 """
 
 from __future__ import annotations
@@ -33,14 +33,24 @@ def importance_sampled_log_likelihood(
     ``q`` has batch shape (B,); ``log_px(z)`` maps samples ``z (S, B, L)`` to ``log p(x|z) (S, B)``.
     """
     samples = q.sample((num_samples,)).split(chunk_size)  # (S, B, L); evaluation needs no gradients
-    return log_mean_importance_weight(
-        samples, lambda z: logsumexp(log_joint(z, prior, log_px) - q.log_prob(z), dim=0), num_samples
-    )
+    return log_mean_importance_weight(samples, lambda z: log_sum_weights(z, prior, q, log_px), num_samples)
 
 
 def log_joint(z: torch.Tensor, prior: Distribution, log_px: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """log p(x, z) = log p(x|z) + log p(z) for samples ``z (S, B, L)`` -> (S, B)."""
     return log_px(z) + prior.log_prob(z)
+
+
+def log_sum_weights(
+    z: torch.Tensor,
+    prior: Distribution,
+    q: Distribution,
+    log_px: Callable[[torch.Tensor], torch.Tensor],
+    log_q: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """log Σ_s p(x|z_s) p(z_s) / q(z_s|x) over one chunk of samples ``z (S, B, L)`` -> (B,);
+    ``log_q``: log q(z|x) (S, B) where the caller computed it, else computed here."""
+    return logsumexp(log_joint(z, prior, log_px) - (q.log_prob(z) if log_q is None else log_q), dim=0)
 
 
 def log_mean_importance_weight(
