@@ -8,7 +8,8 @@ Cases (default: all three):
   vae   training samples/s of ``pythae.models.VAE`` (latent 40, gated MLP 2x300, Bernoulli decoder,
         batch 100, Adam lr 5e-4) on MNIST binarised once with a fixed seed;
   vamp  the same for ``pythae.models.VAMP`` (K = 500 pseudo-inputs) on static binarised MNIST;
-  nll   evaluation points/s of pythae's ``get_nll`` (importance-sampled NLL) for both models.
+  nll   evaluation points/s of pythae's ``get_nll`` (importance-sampled NLL) for both models
+        (``--nll-models``: only some).
 
 Each training case is measured twice: through pythae's own ``BaseTrainer`` for one epoch (what a
 user gets: per-item Dataset + DataLoader, tqdm bar, per-step ``loss.item()``; no checkpoints, no
@@ -236,6 +237,7 @@ def main() -> None:
     parser.add_argument(
         "--nll-samples", type=int, nargs="+", default=[500, 5000], help="importance samples S per point"
     )
+    parser.add_argument("--nll-models", nargs="+", default=["vae", "vamp"], help="models of the nll case")
     parser.add_argument("--skip-trainer", action="store_true", help="only the bare loop for vae/vamp")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice, all cores)")
     parser.add_argument("--verbose", action="store_true", help="keep pythae's console logging")
@@ -287,7 +289,9 @@ def main() -> None:
 
     if "nll" in cases:
         result["nll"] = {"note": "untrained (seeded random) weights; throughput only", "runs": []}
-        for kind in ("vae", "vamp"):
+        if unknown := set(args.nll_models) - {"vae", "vamp"}:
+            parser.error(f"--nll-models: unknown model(s) {', '.join(sorted(unknown))} (vae, vamp)")
+        for kind in dict.fromkeys(args.nll_models):
             x = get_data(kind)["test"][: args.nll_points]
             for s in args.nll_samples:
                 for no_grad in (False, True):

@@ -8,7 +8,10 @@ This VM's speed drifts by up to ±30 % over minutes (other tenants), so the Gaus
 comparison runs in interleaved rounds (ours, pythae, ours with other options, ...) and the
 headline is the median over rounds of the ratio within each round.
 
-    python bench/run.py [--only train eval vamp vmf text dg conv sweep] [--quick] [--rounds 5]
+    python bench/run.py [--only train eval vamp vmf text dg conv sweep] [--quick] [--rounds 5] [--budget 14]
+
+It keeps to a time budget (``--budget`` minutes, 14 by default): on a machine slower than the one
+the plan was sized on, the rest of the plan runs short once it would overrun (bench/budget.py).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from budget import Budget  # sibling module (bench/ is on sys.path when run as a script)
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out"
@@ -57,6 +62,7 @@ def machine_line() -> tuple[str, bool]:
 
 def suites(quick: bool, rounds: int, native_bf16: bool = True) -> dict[str, list[tuple[str, list[str]]]]:
     steps = ["--steps", "100"] if quick else []
+    peer_steps = [*steps, "--epoch-samples", "10000"] if quick else []  # pythae's trainer: one shorter epoch
     train = [("matmul_rate", [OURS, "matmul_rate.py", *([] if native_bf16 else ["--no-bf16"])])]
     # Without native bf16 the bf16 variants would time a generic fallback kernel for minutes.
     kept = {n: o for n, o in TRAIN_VARIANTS.items() if native_bf16 or not any("bf16" in x for x in o)}
@@ -80,27 +86,46 @@ def suites(quick: bool, rounds: int, native_bf16: bool = True) -> dict[str, list
         ],
         "vamp": [
             ("vamp_ours", [OURS, "vamp_ours.py", *steps, *vamp_precision]),
-            ("peer_vamp", [PEER, "peer_pythae.py", "vamp", "nll", *steps]),
+            # Only the row the summary compares with (pythae's S = 5000 VampPrior pass alone takes a minute).
+            (
+                "peer_vamp",
+                [PEER, "peer_pythae.py", "vamp", "nll", "--nll-models", "vamp", "--nll-samples", "500", *peer_steps],
+            ),
         ],
-        "vmf": [("vmf_sampling", [PEER, "vmf_sampling.py"])],
-        "text": [("text_lstm", [OURS, "text_lstm.py"])],
+        "vmf": [("vmf_sampling", [PEER, "vmf_sampling.py", *(["--min-seconds", "0.2"] if quick else [])])],
+        "text": [("text_lstm", [OURS, "text_lstm.py", *(["--blocks", "3"] if quick else [])])],
         "dg": [("density_gap", [OURS, "density_gap.py", *(["--prior-samples", "12800"] if quick else [])])],
         "conv": [("conv_train", [OURS, "conv_train.py", *(["--steps", "30"] if quick else [])])],
         "sweep": [("sweep_throughput", [OURS, "sweep_throughput.py", *(["--epochs", "1"] if quick else [])])],
     }
 
 
-def run(name: str, command: list[str]) -> dict | None:
+def run(name: str, command: list[str]) -> tuple[dict | None, float]:
+    """Run one item; its JSON result (None if it failed) and its wall time."""
     out = OUT / f"{name}.json"
     out.unlink(missing_ok=True)
     if command[0] == PEER and not Path(PEER).exists():
         print(f"[{name}] skipped: {PEER} missing (run bash bench/peer_env.sh)")
-        return None
+        return None, 0.0
     print(f"\n=== {name}: {' '.join(Path(c).name if i == 0 else c for i, c in enumerate(command))}", flush=True)
     start = time.perf_counter()
     done = subprocess.run([*command, "--out", str(out)], cwd=BENCH, env={**os.environ, "PYTHONPATH": str(BENCH.parent)})
-    print(f"[{name}] exit {done.returncode} after {time.perf_counter() - start:.0f} s", flush=True)
-    return json.loads(out.read_text()) if out.exists() else None
+    seconds = time.perf_counter() - start
+    print(f"[{name}] exit {done.returncode} after {seconds:.0f} s", flush=True)
+    return (json.loads(out.read_text()) if out.exists() else None), seconds
+
+
+def run_within(budget: Budget, plan: list[tuple[str, list[str], list[str]]]) -> dict[str, dict | None]:
+    """Each item of ``plan`` (name, full command, quick command) in the form the budget allows."""
+    results = {}
+    names = [name for name, _, _ in plan]
+    for i, (name, full, quick) in enumerate(plan):
+        form = budget.plan(name, names[i:])
+        if form is None:
+            continue
+        results[name], seconds = run(name, quick if form == "quick" else full)
+        budget.record(name, seconds, quick=form == "quick")
+    return results
 
 
 def dig(data: dict | None, *keys, default=None):
@@ -247,8 +272,19 @@ def _eval_lines(data: dict | None) -> list[str]:
     return lines
 
 
+def _budget_lines(budget: dict | None) -> list[str]:
+    if not budget:
+        return []
+    slowdown = budget["slowdown_vs_reference"]
+    lines = [f"took {budget['elapsed_min']:.1f} min, {slowdown:.2f}x the reference machine's time (bench/budget.py)"]
+    if budget["note"]:
+        short, dropped = (", ".join(budget[key]) or "none" for key in ("shortened", "dropped"))
+        lines += [f"shortened to fit the budget: {budget['note']}", f"  run short: {short}; dropped: {dropped}"]
+    return lines
+
+
 def summary(results: dict[str, dict | None]) -> list[str]:
-    lines = _train_lines(results)
+    lines = _budget_lines(results.get("budget")) + _train_lines(results)
     fp32 = [r for r in dig(results.get("matmul_rate"), "results", default=[]) if r["dtype"] == "float32"]
     achieved = median_and_range(by_round(results, "train_ours", "achieved_gflops"))[0]
     best_step_rate = None
@@ -335,6 +371,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer timed steps")
     parser.add_argument("--summary-only", action="store_true", help="re-print the summary of bench/out/*.json")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds of the training comparison")
+    parser.add_argument(
+        "--budget", type=float, default=14, help="minutes: past this, the rest runs short (bench/budget.py); 0: none"
+    )
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error(f"--rounds {args.rounds}: needs at least one round")
@@ -353,9 +392,16 @@ def main() -> None:
         if not args.only or "train" in args.only:  # rounds left from a longer earlier run would mix in
             for stale in [*OUT.glob("train_ours*_r*.json"), *OUT.glob("peer_vae_r*.json"), *OUT.glob("floor*_r*.json")]:
                 stale.unlink()
-        for suite, jobs in suites(args.quick, args.rounds, native_bf16).items():
-            if not args.only or suite in args.only:
-                results |= {name: run(name, command) for name, command in jobs}
+        full, short = (suites(quick, args.rounds, native_bf16) for quick in (False, True))
+        plan = [
+            (name, command, dict(short[suite])[name])
+            for suite, jobs in full.items()
+            if not args.only or suite in args.only
+            for name, command in jobs
+        ]
+        budget = Budget(args.budget * 60 if args.budget > 0 else None, quick=args.quick)
+        results = run_within(budget, plan)
+        results["budget"] = budget.summary()
     print("\n=== summary (details in bench/out/*.json)")
     for line in summary(results):
         print(line)
