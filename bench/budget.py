@@ -37,6 +37,10 @@ REFERENCE_S = {
     "sweep_throughput": (64, 52),
 }
 MIN_ROUNDS = 2  # the training comparison keeps at least two interleaved rounds
+# The slowdown is judged on at least this many reference seconds of finished items (the first
+# one alone can catch the host in a slow minute); before that only an overrun at the reference
+# machine's own speed shortens the plan.
+MIN_EVIDENCE_S = 30
 _ROUND = re.compile(r"^(?P<item>.+)_r(?P<round>\d+)$")
 
 
@@ -79,11 +83,12 @@ class Budget:
         None to drop it (a training round not begun once the budget has shortened the run)."""
         if not self.over and self.limit_s is not None:
             rest = sum(reference_seconds(n, self.quick) for n in remaining)
-            projected = self.elapsed() + self.slowdown() * rest
+            slowdown = self.slowdown() if self.seconds_there >= MIN_EVIDENCE_S else 1.0
+            projected = self.elapsed() + slowdown * rest
             if projected > self.limit_s:
                 self.over = True
                 self.note = (
-                    f"after {self.elapsed() / 60:.1f} min at {self.slowdown():.2f}x the reference machine's time, "
+                    f"after {self.elapsed() / 60:.1f} min at {slowdown:.2f}x the reference machine's time, "
                     f"the plan would end at {projected / 60:.1f} min (budget {self.limit_s / 60:.0f} min): "
                     f"the rest runs in its --quick form, with at most {MIN_ROUNDS} training rounds"
                 )

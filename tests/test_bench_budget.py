@@ -13,8 +13,9 @@ TRAIN = ["train_ours", "peer_vae", "floor"]
 PLAN = ["matmul_rate", *[f"{item}_r{r}" for r in range(4) for item in TRAIN], "eval_ours", "density_gap"]
 
 
-def simulate(slowdown: float, limit_s: float | None, quick: bool = False) -> tuple[Budget, dict[str, str]]:
-    """Walk the plan on a fake clock where every item takes ``slowdown`` x its reference time."""
+def simulate(slowdown, limit_s: float | None, quick: bool = False) -> tuple[Budget, dict[str, str]]:
+    """Walk the plan on a fake clock where every item takes ``slowdown`` (a number, or a function
+    of the item's name) x its reference time."""
     now = [0.0]
     budget = Budget(limit_s, quick=quick, clock=lambda: now[0])
     forms = {}
@@ -23,7 +24,8 @@ def simulate(slowdown: float, limit_s: float | None, quick: bool = False) -> tup
         if form is None:
             continue
         forms[name] = form
-        seconds = slowdown * reference_seconds(name, quick=form == "quick")
+        factor = slowdown(name) if callable(slowdown) else slowdown
+        seconds = factor * reference_seconds(name, quick=form == "quick")
         now[0] += seconds
         budget.record(name, seconds, quick=form == "quick")
     return budget, forms
@@ -52,6 +54,12 @@ def test_a_slower_machine_shortens_the_rest_and_keeps_two_training_rounds():
     assert budget.shortened == [name for name in forms if forms[name] == "quick"]
     # The switch came as soon as the projection passed the budget, so the run ends within it.
     assert budget.elapsed() <= total * 1.2
+
+
+def test_one_slow_first_item_is_not_enough_evidence_to_shorten():
+    total = sum(reference_seconds(name, quick=False) for name in PLAN)
+    _, forms = simulate(lambda name: 3.0 if name == "matmul_rate" else 1.0, limit_s=total * 1.2)
+    assert forms["matmul_rate"] == forms["train_ours_r0"] == "full"
 
 
 def test_no_budget_never_shortens_and_quick_alone_drops_nothing():
