@@ -89,7 +89,7 @@ class Budget:
                 self.over = True
                 self.note = (
                     f"after {self.elapsed() / 60:.1f} min at {slowdown:.2f}x the reference machine's time, "
-                    f"the plan would end at {projected / 60:.1f} min (budget {self.limit_s / 60:.0f} min): "
+                    f"the plan would end at {projected / 60:.1f} min (budget {self.limit_s / 60:g} min): "
                     f"the rest runs in its --quick form, with at most {MIN_ROUNDS} training rounds"
                 )
                 print(f"\n[budget] {self.note}", flush=True)
