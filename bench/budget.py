@@ -58,10 +58,12 @@ def reference_seconds(name: str, quick: bool) -> float:
 class Budget:
     """Decides, item by item, whether the rest of the plan still fits in ``limit_s`` at full length."""
 
-    def __init__(self, limit_s: float | None, quick: bool = False, clock=time.perf_counter):
+    def __init__(self, limit_s: float | None, quick: bool = False, start: float | None = None, clock=time.time):
+        """``start``: when the budget began, on ``clock`` (default: now; `make bench` passes the time
+        before it set up the peer environment, which the budget then includes)."""
         self.limit_s = limit_s
         self.clock = clock
-        self.start = clock()
+        self.start = clock() if start is None else start
         self.seconds_here = 0.0  # the finished items' time on this machine
         self.seconds_there = 0.0  # and on the reference machine
         self.quick = quick  # --quick asked for: every item short from the start

@@ -374,6 +374,7 @@ def main() -> None:
     parser.add_argument(
         "--budget", type=float, default=14, help="minutes: past this, the rest runs short (bench/budget.py); 0: none"
     )
+    parser.add_argument("--since", type=float, help="the budget's start, seconds since the epoch (default: now)")
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error(f"--rounds {args.rounds}: needs at least one round")
@@ -399,7 +400,7 @@ def main() -> None:
             if not args.only or suite in args.only
             for name, command in jobs
         ]
-        budget = Budget(args.budget * 60 if args.budget > 0 else None, quick=args.quick)
+        budget = Budget(args.budget * 60 if args.budget > 0 else None, quick=args.quick, start=args.since)
         results = run_within(budget, plan)
         results["budget"] = budget.summary()
     print("\n=== summary (details in bench/out/*.json)")
