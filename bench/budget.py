@@ -89,10 +89,12 @@ class Budget:
             projected = self.elapsed() + slowdown * rest
             if projected > self.limit_s:
                 self.over = True
+                rounds_left = any(item_and_round(n)[1] is not None for n in remaining)
                 self.note = (
                     f"after {self.elapsed() / 60:.1f} min at {slowdown:.2f}x the reference machine's time, "
-                    f"the plan would end at {projected / 60:.1f} min (budget {self.limit_s / 60:g} min): "
-                    f"the rest runs in its --quick form, with at most {MIN_ROUNDS} training rounds"
+                    f"the plan would end at {projected / 60:.1f} min (budget {self.limit_s / 60:.3g} min): "
+                    + ("the rest runs in its --quick form" if not self.quick else "already --quick")
+                    + (f", with at most {MIN_ROUNDS} training rounds" if rounds_left else "")
                 )
                 print(f"\n[budget] {self.note}", flush=True)
         _, round_index = item_and_round(name)
