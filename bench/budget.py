@@ -1,7 +1,8 @@
 """`make bench`'s time budget: on a slower machine the heavy items shrink instead of overrunning it.
 
-The full plan was sized on a 2-vCPU AMD EPYC (Zen 5, AVX-512), where it takes about ten minutes;
-an older AVX2-only processor can be twice as slow. Before each item, the time the finished items
+The full plan was sized on a 2-vCPU AMD EPYC (Zen 5, AVX-512), where it takes about 11 minutes;
+an older AVX2-only processor can be much slower (issue 14's multiplied fp32 at about half this
+one's rate at the training step's shapes). Before each item, the time the finished items
 took here, against what they took on that reference machine, projects the rest of the plan. Once
 the projection passes the budget, the remaining items run in their ``--quick`` form (fewer steps,
 rounds and samples) and the training rounds not yet begun after the first two are dropped. The
