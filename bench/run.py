@@ -394,8 +394,9 @@ def main() -> None:
             for stale in [*OUT.glob("train_ours*_r*.json"), *OUT.glob("peer_vae_r*.json"), *OUT.glob("floor*_r*.json")]:
                 stale.unlink()
         full, short = (suites(quick, args.rounds, native_bf16) for quick in (False, True))
+        quick_form = {name: command for jobs in short.values() for name, command in jobs}
         plan = [
-            (name, command, dict(short[suite])[name])
+            (name, command, quick_form[name])
             for suite, jobs in full.items()
             if not args.only or suite in args.only
             for name, command in jobs
