@@ -64,8 +64,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--steps", type=int, default=50, help="steps of each loop per round")
     parser.add_argument("--floor-first", action="store_true", help="build the floor's tensors before ours")
-    parser.add_argument("parts", nargs="*", choices=PARTS, default=["all"])
+    parser.add_argument("parts", nargs="*", metavar="{fwd,fb,all}", help="parts to time (default: all)")
     args = parser.parse_args()
+    unknown = sorted(set(args.parts) - set(PARTS))
+    if unknown:  # checked here: argparse rejects a list default against `choices` for nargs="*"
+        parser.error(f"unknown part(s) {unknown}; choose from {list(PARTS)}")
+    args.parts = args.parts or ["all"]
     set_linear_backend("auto")
     train = load_mnist_dynamic(root=None).train
     batches = [x for _, x in zip(range(64), floor.binarised_batches(train), strict=False)]
