@@ -389,7 +389,6 @@ def main() -> None:
     if args.summary_only:  # every saved result, whatever rounds the last run had
         results = {f.stem: json.loads(f.read_text()) for f in sorted(OUT.glob("*.json")) if f.stem != "summary"}
     else:
-        results = {}
         if not args.only or "train" in args.only:  # rounds left from a longer earlier run would mix in
             for stale in [*OUT.glob("train_ours*_r*.json"), *OUT.glob("peer_vae_r*.json"), *OUT.glob("floor*_r*.json")]:
                 stale.unlink()
